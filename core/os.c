@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmap/munmap behind core/os.h.  Failure is reported as NULL, never as a crash: memshim
+ * must survive running out of address space or hitting `ulimit -v`.
+ */
+#include "os.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+size_t ms_os_page_size(void)
+{
+    static size_t page;
+    if (page == 0) {
+        long n = sysconf(_SC_PAGESIZE);
+        page = n > 0 ? (size_t)n : 4096;
+    }
+    return page;
+}
+
+void *ms_os_map(size_t size)
+{
+    int saved_errno = errno;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    errno = saved_errno;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *ms_os_map_aligned(size_t size, size_t alignment)
+{
+    size_t page = ms_os_page_size();
+    if (alignment <= page)
+        return ms_os_map(size);
+    if (size > SIZE_MAX - alignment)
+        return NULL;
+    /* Map more than needed and trim both ends: the kernel only promises page alignment. */
+    size_t span = size + alignment - page;
+    char *raw = ms_os_map(span);
+    if (raw == NULL)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);
+    size_t head = start - (uintptr_t)raw;
+    size_t tail = span - head - size;
+    if (head)
+        ms_os_unmap(raw, head);
+    if (tail)
+        ms_os_unmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+void ms_os_unmap(void *p, size_t size)
+{
+    int saved_errno = errno;
+    munmap(p, size);
+    errno = saved_errno;
+}
+
+void ms_os_discard(void *p, size_t size)
+{
+    int saved_errno = errno;
+    madvise(p, size, MADV_DONTNEED);
+    errno = saved_errno;
+}

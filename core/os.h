@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The OS contract: the only file that maps and unmaps memory.  Everything memshim needs
+ * for itself (arenas, the address map's nodes, thread caches, debug and trace tables) comes
+ * from here, never from malloc, so that memshim cannot recurse into itself and its own
+ * memory is never mistaken for the program's.
+ *
+ * Thread-safe (the kernel is the lock).  Not on the hot path.
+ */
+#ifndef MS_OS_H
+#define MS_OS_H
+
+#include <stddef.h>
+
+/* Zero-filled, page-aligned anonymous memory, or NULL (errno is left as it was). */
+void *ms_os_map(size_t size);
+/* Like ms_os_map, aligned to alignment (a power of two >= the page size). */
+void *ms_os_map_aligned(size_t size, size_t alignment);
+void ms_os_unmap(void *p, size_t size);
+/* Tell the kernel the pages may be dropped (they read back as zero). */
+void ms_os_discard(void *p, size_t size);
+size_t ms_os_page_size(void);
+
+#endif

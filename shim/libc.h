@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The C library's allocator as the bottom of memshim's stack, reached through glibc's
+ * __libc_* entry points so that no dlsym is needed to bootstrap (dlsym itself allocates).
+ */
+#ifndef MS_LIBC_H
+#define MS_LIBC_H
+
+#include <stddef.h>
+
+#include "allocator.h"
+
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t nelem, size_t elsize);
+extern void *__libc_realloc(void *ptr, size_t size);
+extern void __libc_free(void *ptr);
+extern void *__libc_memalign(size_t alignment, size_t size);
+
+/* Resolve what has no __libc_ name (malloc_usable_size).  Called once after start-up. */
+void ms_libc_init(void);
+
+/* The C library as a struct ms_allocator (allocator.h semantics). */
+struct ms_allocator ms_libc_allocator(void);
+
+/* glibc's own malloc_usable_size for a pointer glibc handed out. */
+size_t ms_libc_usable_size(void *ctx, void *ptr);
+
+#endif

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reads the MEMSHIM_* variables declared in options.def, once, from the first malloc-family
+ * call (getenv works by then: the dynamic loader has set up environ before any library
+ * code runs).  The only place in memshim that reads the environment.
+ *
+ * Never: allocates (it may run inside the program's first malloc), or ignores a bad value.
+ */
+#include "options.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fmt.h"
+
+enum ms_kind { MS_KIND_MODE, MS_KIND_FLAG, MS_KIND_ARENA, MS_KIND_UINT };
+
+struct ms_option_desc {
+    const char *variable;
+    enum ms_kind kind;
+    const char *fallback;
+    const char *accepted;
+};
+
+enum ms_option_id {
+#define MS_OPTION(field, var, kind, dflt, accepted, help) MS_OPT_##field,
+#include "options.def"
+#undef MS_OPTION
+    MS_OPT_COUNT
+};
+
+static const struct ms_option_desc option_table[MS_OPT_COUNT] = {
+#define MS_OPTION(field, var, kind, dflt, accepted, help) {var, kind, dflt, accepted},
+#include "options.def"
+#undef MS_OPTION
+};
+
+static const struct {
+    const char *name;
+    enum ms_mode mode;
+} mode_names[] = {
+    {"", MS_MODE_PYMALLOC},
+    {"default", MS_MODE_PYMALLOC},
+    {"pymalloc", MS_MODE_PYMALLOC},
+    {"malloc", MS_MODE_MALLOC},
+};
+
+/* One line, then exit 1.  The value is printed as given but cut at 200 bytes and with
+ * control characters escaped, so a hostile value cannot flood or mangle the terminal. */
+static _Noreturn void reject(const struct ms_option_desc *d, const char *value)
+{
+    struct ms_out o;
+    ms_out_init(&o, 2);
+    ms_out_str(&o, "memshim: invalid ");
+    ms_out_str(&o, d->variable);
+    ms_out_str(&o, " value '");
+    size_t n = strlen(value);
+    for (size_t i = 0; i < n && i < 200; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+            ms_out_str(&o, "\\x");
+            ms_out_hex(&o, c, 2);
+        } else {
+            ms_out_char(&o, (char)c);
+        }
+    }
+    if (n > 200)
+        ms_out_str(&o, "...");
+    ms_out_str(&o, "'; accepted: ");
+    ms_out_str(&o, d->accepted);
+    ms_out_char(&o, '\n');
+    ms_out_flush(&o);
+    _exit(1);
+}
+
+/* Decimal digits, optionally one K or M suffix; no sign, no overflow. */
+static bool parse_uint(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '\0')
+        return false;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    if (*s == '\0')
+        return true;
+    return (*s == 'K' || *s == 'k' || *s == 'M' || *s == 'm') && s[1] == '\0';
+}
+
+static bool parse_arena_size(const char *s, size_t *out)
+{
+    uint64_t v;
+    if (!parse_uint(s, &v))
+        return false;
+    size_t len = strlen(s);
+    char suffix = s[len - 1];
+    uint64_t unit = 1;
+    if (suffix == 'K' || suffix == 'k')
+        unit = 1024;
+    else if (suffix == 'M' || suffix == 'm')
+        unit = 1024 * 1024;
+    if (v == 0 || v > (64u << 20) || v * unit > (64u << 20) || v * unit < (256u << 10))
+        return false;
+    v *= unit;
+    if (v & (v - 1))
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+static const char *value_of(const struct ms_option_desc *d)
+{
+    const char *v = getenv(d->variable);
+    return v && *v ? v : d->fallback;
+}
+
+void ms_options_parse(struct ms_options *out)
+{
+    const struct ms_option_desc *d;
+    const char *v;
+
+    d = &option_table[MS_OPT_mode];
+    v = getenv(d->variable);
+    if (v == NULL)
+        v = "";
+    size_t i;
+    for (i = 0; i < sizeof mode_names / sizeof mode_names[0]; i++)
+        if (strcmp(v, mode_names[i].name) == 0)
+            break;
+    if (i == sizeof mode_names / sizeof mode_names[0])
+        reject(d, v);
+    out->mode = mode_names[i].mode;
+
+    d = &option_table[MS_OPT_mallocstats];
+    v = value_of(d);
+    out->mallocstats = v[0] != '\0';
+
+    d = &option_table[MS_OPT_arena_size];
+    v = value_of(d);
+    if (!parse_arena_size(v, &out->arena_size))
+        reject(d, v);
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The parsed configuration (one struct, filled once from the environment at start-up).
+ * Never: allocates, or reads the environment after start-up.
+ */
+#ifndef MS_OPTIONS_H
+#define MS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum ms_mode {
+    MS_MODE_PYMALLOC,
+    MS_MODE_MALLOC,
+};
+
+struct ms_options {
+    enum ms_mode mode;
+    bool mallocstats;
+    size_t arena_size;
+};
+
+/* Parse every variable of options.def.  On an invalid value: one line on stderr naming the
+ * variable, the bad value and the accepted ones, then _exit(1), as CPython does for
+ * PYTHONMALLOC. */
+void ms_options_parse(struct ms_options *out);
+
+#endif

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Start-up and shut-down of memshim: reads the options, composes the allocator stack (the
+ * one place that does), and prints the exit reports that were asked for.
+ *
+ * Start-up happens inside the first malloc-family call, which may come from the dynamic
+ * loader, another library's constructor or a thread of a program that dlopen()ed us; the
+ * constructor below only makes sure it has happened before main.  The initialising thread's
+ * own nested calls (dlsym and pthread_atfork allocate) are served by the C library and
+ * remembered, so that a debug stack does not later mistake them for invalid frees.
+ *
+ * Never: runs on the hot path after start-up.
+ */
+#include "stack.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include "libc.h"
+#include "pymalloc.h"
+
+struct ms_shim ms_shim;
+
+static _Thread_local int this_thread_initialises;
+
+/* Builds the stack bottom-up and returns the route the interposed functions take.  The
+ * route stays UNINIT until start-up is complete, so nested calls are bootstrap ones. */
+static enum ms_route compose(void)
+{
+    const struct ms_options *opt = &ms_shim.options;
+    struct ms_allocator libc = ms_libc_allocator();
+
+    struct ms_pymalloc_config pycfg = {
+        .arena_size = opt->arena_size,
+        .lower = libc,
+        .arenas = {0},
+        .stats_fd = opt->mallocstats ? 2 : -1,
+    };
+    ms_pymalloc_init(&pycfg);
+
+    switch (opt->mode) {
+    case MS_MODE_MALLOC:
+        ms_shim.top = libc;
+        return MS_ROUTE_LIBC;
+    case MS_MODE_PYMALLOC:
+    default:
+        ms_shim.top = ms_pymalloc_allocator();
+        return MS_ROUTE_PYMALLOC;
+    }
+}
+
+enum ms_route ms_shim_route_slow(void)
+{
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&ms_shim.init_state, &expected, 1, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        this_thread_initialises = 1;
+        ms_options_parse(&ms_shim.options);
+        enum ms_route chosen = compose();
+        ms_libc_init();
+        __atomic_store_n(&ms_shim.init_state, 2, __ATOMIC_RELEASE);
+        __atomic_store_n(&ms_shim.route, (int)chosen, __ATOMIC_RELEASE);
+        this_thread_initialises = 0;
+        return chosen;
+    }
+    if (this_thread_initialises)
+        return MS_ROUTE_BOOTSTRAP;
+    /* Another thread is initialising: wait for it (start-up is short and happens once). */
+    while (__atomic_load_n(&ms_shim.init_state, __ATOMIC_ACQUIRE) != 2)
+        sched_yield();
+    return (enum ms_route)__atomic_load_n(&ms_shim.route, __ATOMIC_ACQUIRE);
+}
+
+void ms_shim_bootstrap_record(void *p)
+{
+    if (p != NULL && ms_shim.bootstrap_count < MS_BOOTSTRAP_SLOTS)
+        ms_shim.bootstrap[ms_shim.bootstrap_count++] = p;
+}
+
+bool ms_shim_bootstrap_forget(void *p)
+{
+    for (int i = 0; i < ms_shim.bootstrap_count; i++) {
+        if (ms_shim.bootstrap[i] == p) {
+            ms_shim.bootstrap[i] = ms_shim.bootstrap[--ms_shim.bootstrap_count];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Make sure start-up (and so the check of the options) happens before main even in a
+ * program that never allocates. */
+__attribute__((constructor)) static void memshim_start(void)
+{
+    (void)ms_shim_route();
+}
+
+/* Runs after the program's own destructors (a preloaded library is initialised first, so
+ * it is finalised last). */
+__attribute__((destructor)) static void memshim_finish(void)
+{
+    if (ms_shim.init_state != 2)
+        return;
+    if (ms_shim.options.mallocstats && ms_shim.options.mode == MS_MODE_PYMALLOC)
+        ms_pymalloc_print_stats(2);
+}

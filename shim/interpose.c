@@ -60,7 +60,7 @@ static void route_free(enum ms_route r, void *ptr)
         ms_pymalloc_free(NULL, ptr);
         return;
     case MS_ROUTE_STACK:
-        if (!bypass_stack() && !(ms_shim.bootstrap_count && ms_shim_bootstrap_forget(ptr))) {
+        if (!bypass_stack() && !ms_shim_bootstrap_forget(ptr)) {
             ms_shim.top.free(ms_shim.top.ctx, ptr);
             return;
         }
@@ -83,8 +83,7 @@ static void *route_realloc(enum ms_route r, void *ptr, size_t size)
     case MS_ROUTE_PYMALLOC:
         return ms_pymalloc_realloc(NULL, ptr, size);
     case MS_ROUTE_STACK:
-        if (!bypass_stack() && !(ms_shim.bootstrap_count && ptr != NULL &&
-                                 ms_shim_bootstrap_forget(ptr)))
+        if (!bypass_stack() && !(ptr != NULL && ms_shim_bootstrap_forget(ptr)))
             return ms_shim.top.realloc(ms_shim.top.ctx, ptr, size);
         return __libc_realloc(ptr, size);
     case MS_ROUTE_BOOTSTRAP: {
@@ -263,12 +262,8 @@ MS_EXPORT size_t malloc_usable_size(void *ptr)
     case MS_ROUTE_PYMALLOC:
         return ms_pymalloc_usable_size(NULL, ptr);
     case MS_ROUTE_STACK:
-        if (!bypass_stack()) {
-            for (int i = 0; i < ms_shim.bootstrap_count; i++)
-                if (ms_shim.bootstrap[i] == ptr)
-                    return ms_libc_usable_size(NULL, ptr);
+        if (!bypass_stack() && !ms_shim_bootstrap_contains(ptr))
             return ms_shim.top.usable_size(ms_shim.top.ctx, ptr);
-        }
         return ms_libc_usable_size(NULL, ptr);
     default:
         return ms_libc_usable_size(NULL, ptr);

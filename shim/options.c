@@ -45,11 +45,13 @@ static const struct {
     {"default", MS_MODE_PYMALLOC},
     {"pymalloc", MS_MODE_PYMALLOC},
     {"malloc", MS_MODE_MALLOC},
+    {"mimalloc", MS_MODE_MIMALLOC},
 };
 
 /* One line, then exit 1.  The value is printed as given but cut at 200 bytes and with
  * control characters escaped, so a hostile value cannot flood or mangle the terminal. */
-static _Noreturn void reject(const struct ms_option_desc *d, const char *value)
+static _Noreturn void reject_because(const struct ms_option_desc *d, const char *value,
+                                     const char *reason)
 {
     struct ms_out o;
     ms_out_init(&o, 2);
@@ -68,11 +70,28 @@ static _Noreturn void reject(const struct ms_option_desc *d, const char *value)
     }
     if (n > 200)
         ms_out_str(&o, "...");
-    ms_out_str(&o, "'; accepted: ");
+    ms_out_str(&o, "'; ");
+    if (reason) {
+        ms_out_str(&o, reason);
+        ms_out_str(&o, "; ");
+    }
+    ms_out_str(&o, "accepted: ");
     ms_out_str(&o, d->accepted);
     ms_out_char(&o, '\n');
     ms_out_flush(&o);
     _exit(1);
+}
+
+static _Noreturn void reject(const struct ms_option_desc *d, const char *value)
+{
+    reject_because(d, value, NULL);
+}
+
+void ms_options_reject_mode(const char *reason)
+{
+    const struct ms_option_desc *d = &option_table[MS_OPT_mode];
+    const char *v = getenv(d->variable);
+    reject_because(d, v ? v : "", reason);
 }
 
 /* Decimal digits, optionally one K or M suffix; no sign, no overflow. */

@@ -12,6 +12,7 @@
 enum ms_mode {
     MS_MODE_PYMALLOC,
     MS_MODE_MALLOC,
+    MS_MODE_MIMALLOC,   /* pymalloc over Debian's libmimalloc instead of the C library */
 };
 
 struct ms_options {
@@ -24,5 +25,9 @@ struct ms_options {
  * variable, the bad value and the accepted ones, then _exit(1), as CPython does for
  * PYTHONMALLOC. */
 void ms_options_parse(struct ms_options *out);
+
+/* For a value that parsed but cannot be honoured on this machine (mimalloc not installed):
+ * the same one line, with the reason, and exit status 1. */
+_Noreturn void ms_options_reject_mode(const char *reason);
 
 #endif

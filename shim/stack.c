@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "libc.h"
+#include "mimalloc.h"
 #include "pymalloc.h"
 
 struct ms_shim ms_shim;
@@ -29,10 +30,14 @@ static enum ms_route compose(void)
 {
     const struct ms_options *opt = &ms_shim.options;
     struct ms_allocator libc = ms_libc_allocator();
+    struct ms_allocator bottom = libc;
+
+    if (opt->mode == MS_MODE_MIMALLOC && ms_mimalloc_load(&bottom) != 0)
+        ms_options_reject_mode("libmimalloc.so.2 is not installed (Debian package libmimalloc2.0)");
 
     struct ms_pymalloc_config pycfg = {
         .arena_size = opt->arena_size,
-        .lower = libc,
+        .lower = bottom,
         .arenas = {0},
         .stats_fd = opt->mallocstats ? 2 : -1,
     };
@@ -43,6 +48,7 @@ static enum ms_route compose(void)
         ms_shim.top = libc;
         return MS_ROUTE_LIBC;
     case MS_MODE_PYMALLOC:
+    case MS_MODE_MIMALLOC:
     default:
         ms_shim.top = ms_pymalloc_allocator();
         return MS_ROUTE_PYMALLOC;
@@ -69,23 +75,6 @@ enum ms_route ms_shim_route_slow(void)
     while (__atomic_load_n(&ms_shim.init_state, __ATOMIC_ACQUIRE) != 2)
         sched_yield();
     return (enum ms_route)__atomic_load_n(&ms_shim.route, __ATOMIC_ACQUIRE);
-}
-
-void ms_shim_bootstrap_record(void *p)
-{
-    if (p != NULL && ms_shim.bootstrap_count < MS_BOOTSTRAP_SLOTS)
-        ms_shim.bootstrap[ms_shim.bootstrap_count++] = p;
-}
-
-bool ms_shim_bootstrap_forget(void *p)
-{
-    for (int i = 0; i < ms_shim.bootstrap_count; i++) {
-        if (ms_shim.bootstrap[i] == p) {
-            ms_shim.bootstrap[i] = ms_shim.bootstrap[--ms_shim.bootstrap_count];
-            return true;
-        }
-    }
-    return false;
 }
 
 /* Make sure start-up (and so the check of the options) happens before main even in a

@@ -26,7 +26,7 @@ enum ms_route {
     MS_ROUTE_BOOTSTRAP,
 };
 
-#define MS_BOOTSTRAP_SLOTS 64
+#define MS_BOOTSTRAP_SLOTS 2048 /* a power of two */
 
 struct ms_shim {
     int route;                      /* enum ms_route; read on every call (relaxed) */
@@ -51,8 +51,9 @@ static inline enum ms_route ms_shim_route(void)
     return __builtin_expect(r != MS_ROUTE_UNINIT, 1) ? r : ms_shim_route_slow();
 }
 
-/* Bootstrap bookkeeping (only consulted on the STACK route). */
+/* Bootstrap bookkeeping (shim/bootstrap.c; only consulted on the STACK route). */
 void ms_shim_bootstrap_record(void *p);
+bool ms_shim_bootstrap_contains(const void *p);
 bool ms_shim_bootstrap_forget(void *p);
 
 #endif

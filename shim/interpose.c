@@ -12,8 +12,6 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "guard.h"
-#include "libc.h"
 #include "pymalloc.h"
 #include "stack.h"
 
@@ -27,102 +25,11 @@ static inline void *fail_enomem(void)
     return NULL;
 }
 
-/* Calls made on the STACK route by memshim's own code (guard raised) or by start-up go
- * straight to the C library. */
-static inline bool bypass_stack(void)
-{
-    return ms_guard_active();
-}
-
-static void *route_malloc(enum ms_route r, size_t size)
-{
-    switch (r) {
-    case MS_ROUTE_PYMALLOC:
-        return ms_pymalloc_malloc(NULL, size);
-    case MS_ROUTE_STACK:
-        if (!bypass_stack())
-            return ms_shim.top.malloc(ms_shim.top.ctx, size);
-        return __libc_malloc(size);
-    case MS_ROUTE_BOOTSTRAP: {
-        void *p = __libc_malloc(size);
-        ms_shim_bootstrap_record(p);
-        return p;
-    }
-    default:
-        return __libc_malloc(size);
-    }
-}
-
-static void route_free(enum ms_route r, void *ptr)
-{
-    switch (r) {
-    case MS_ROUTE_PYMALLOC:
-        ms_pymalloc_free(NULL, ptr);
-        return;
-    case MS_ROUTE_STACK:
-        if (!bypass_stack() && !ms_shim_bootstrap_forget(ptr)) {
-            ms_shim.top.free(ms_shim.top.ctx, ptr);
-            return;
-        }
-        __libc_free(ptr);
-        return;
-    case MS_ROUTE_BOOTSTRAP:
-        ms_shim_bootstrap_forget(ptr);
-        __libc_free(ptr);
-        return;
-    default:
-        __libc_free(ptr);
-        return;
-    }
-}
-
-/* Resize with the layers' semantics (size 0 does not free). */
-static void *route_realloc(enum ms_route r, void *ptr, size_t size)
-{
-    switch (r) {
-    case MS_ROUTE_PYMALLOC:
-        return ms_pymalloc_realloc(NULL, ptr, size);
-    case MS_ROUTE_STACK:
-        if (!bypass_stack() && !(ptr != NULL && ms_shim_bootstrap_forget(ptr)))
-            return ms_shim.top.realloc(ms_shim.top.ctx, ptr, size);
-        return __libc_realloc(ptr, size);
-    case MS_ROUTE_BOOTSTRAP: {
-        bool known = ptr == NULL || ms_shim_bootstrap_forget(ptr);
-        void *q = __libc_realloc(ptr, size);
-        if (known || q != NULL)
-            ms_shim_bootstrap_record(q != NULL ? q : ptr);
-        return q;
-    }
-    default:
-        return __libc_realloc(ptr, size);
-    }
-}
-
-/* alignment: a power of two. */
-static void *route_memalign(enum ms_route r, size_t alignment, size_t size)
-{
-    switch (r) {
-    case MS_ROUTE_PYMALLOC:
-        return ms_pymalloc_memalign(NULL, alignment, size);
-    case MS_ROUTE_STACK:
-        if (!bypass_stack())
-            return ms_shim.top.memalign(ms_shim.top.ctx, alignment, size);
-        return __libc_memalign(alignment, size);
-    case MS_ROUTE_BOOTSTRAP: {
-        void *p = __libc_memalign(alignment, size);
-        ms_shim_bootstrap_record(p);
-        return p;
-    }
-    default:
-        return __libc_memalign(alignment, size);
-    }
-}
-
 MS_EXPORT void *malloc(size_t size)
 {
     enum ms_route r = ms_shim_route();
     void *p = MS_LIKELY(r == MS_ROUTE_PYMALLOC) ? ms_pymalloc_malloc(NULL, size)
-                                                : route_malloc(r, size);
+                                                : ms_route_malloc(MS_API_C, size);
     return MS_LIKELY(p != NULL) ? p : fail_enomem();
 }
 
@@ -131,8 +38,8 @@ MS_EXPORT void free(void *ptr)
     enum ms_route r = ms_shim_route();
     if (MS_LIKELY(r == MS_ROUTE_PYMALLOC))
         ms_pymalloc_free(NULL, ptr);
-    else if (ptr != NULL)
-        route_free(r, ptr);
+    else
+        ms_route_free(MS_API_C, ptr);
 }
 
 MS_EXPORT void *calloc(size_t nelem, size_t elsize)
@@ -140,40 +47,24 @@ MS_EXPORT void *calloc(size_t nelem, size_t elsize)
     size_t total;
     if (__builtin_mul_overflow(nelem, elsize, &total))
         return fail_enomem();
-    enum ms_route r = ms_shim_route();
-    void *p;
-    switch (r) {
-    case MS_ROUTE_PYMALLOC:
-        p = ms_pymalloc_calloc(NULL, nelem, elsize);
-        break;
-    case MS_ROUTE_STACK:
-        if (!bypass_stack()) {
-            p = ms_shim.top.calloc(ms_shim.top.ctx, nelem, elsize);
-            break;
-        }
-        p = __libc_calloc(nelem, elsize);
-        break;
-    case MS_ROUTE_BOOTSTRAP:
-        p = __libc_calloc(nelem, elsize);
-        ms_shim_bootstrap_record(p);
-        break;
-    default:
-        p = __libc_calloc(nelem, elsize);
-        break;
-    }
+    void *p = ms_route_calloc(MS_API_C, nelem, elsize);
     return p ? p : fail_enomem();
+}
+
+static void *resize(void *ptr, size_t size)
+{
+    if (ptr != NULL && size == 0) {
+        /* glibc: realloc(p, 0) frees p and returns NULL. */
+        ms_route_free(MS_API_C, ptr);
+        return NULL;
+    }
+    void *q = ms_route_realloc(MS_API_C, ptr, size);
+    return q ? q : fail_enomem();
 }
 
 MS_EXPORT void *realloc(void *ptr, size_t size)
 {
-    enum ms_route r = ms_shim_route();
-    if (ptr != NULL && size == 0) {
-        /* glibc: realloc(p, 0) frees p and returns NULL. */
-        route_free(r, ptr);
-        return NULL;
-    }
-    void *q = route_realloc(r, ptr, size);
-    return q ? q : fail_enomem();
+    return resize(ptr, size);
 }
 
 MS_EXPORT void *reallocarray(void *ptr, size_t nelem, size_t elsize)
@@ -181,7 +72,7 @@ MS_EXPORT void *reallocarray(void *ptr, size_t nelem, size_t elsize)
     size_t total;
     if (__builtin_mul_overflow(nelem, elsize, &total))
         return fail_enomem();
-    return realloc(ptr, total);
+    return resize(ptr, total);
 }
 
 static bool is_power_of_two(size_t x)
@@ -205,7 +96,7 @@ static void *aligned(size_t alignment, size_t size)
     }
     if (alignment < sizeof(void *))
         alignment = sizeof(void *);
-    void *p = route_memalign(ms_shim_route(), alignment, size);
+    void *p = ms_route_memalign(MS_API_C, alignment, size);
     return p ? p : fail_enomem();
 }
 
@@ -255,17 +146,5 @@ MS_EXPORT void *pvalloc(size_t size)
 
 MS_EXPORT size_t malloc_usable_size(void *ptr)
 {
-    if (ptr == NULL)
-        return 0;
-    enum ms_route r = ms_shim_route();
-    switch (r) {
-    case MS_ROUTE_PYMALLOC:
-        return ms_pymalloc_usable_size(NULL, ptr);
-    case MS_ROUTE_STACK:
-        if (!bypass_stack() && !ms_shim_bootstrap_contains(ptr))
-            return ms_shim.top.usable_size(ms_shim.top.ctx, ptr);
-        return ms_libc_usable_size(NULL, ptr);
-    default:
-        return ms_libc_usable_size(NULL, ptr);
-    }
+    return ms_route_usable_size(MS_API_C, ptr);
 }

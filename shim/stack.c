@@ -45,12 +45,14 @@ static enum ms_route compose(void)
 
     switch (opt->mode) {
     case MS_MODE_MALLOC:
-        ms_shim.top = libc;
+        for (int i = 0; i < MS_API_COUNT; i++)
+            ms_shim.top[i] = libc;
         return MS_ROUTE_LIBC;
     case MS_MODE_PYMALLOC:
     case MS_MODE_MIMALLOC:
     default:
-        ms_shim.top = ms_pymalloc_allocator();
+        for (int i = 0; i < MS_API_COUNT; i++)
+            ms_shim.top[i] = ms_pymalloc_allocator();
         return MS_ROUTE_PYMALLOC;
     }
 }

@@ -26,12 +26,22 @@ enum ms_route {
     MS_ROUTE_BOOTSTRAP,
 };
 
+/* The families whose blocks a debug layer tells apart (its API id byte). */
+enum ms_api {
+    MS_API_C,          /* malloc family ('r') */
+    MS_API_NEW,        /* C++ operator new / delete ('n') */
+    MS_API_NEW_ARRAY,  /* C++ operator new[] / delete[] ('a') */
+    MS_API_COUNT
+};
+
 #define MS_BOOTSTRAP_SLOTS 2048 /* a power of two */
 
 struct ms_shim {
     int route;                      /* enum ms_route; read on every call (relaxed) */
     int init_state;                 /* 0 not started, 1 running, 2 done (atomic) */
-    struct ms_allocator top;        /* the composed stack, for MS_ROUTE_STACK */
+    struct ms_allocator top[MS_API_COUNT];  /* the composed stack per family, for
+                                               MS_ROUTE_STACK (the same struct in every
+                                               slot unless a debug layer is in it) */
     struct ms_options options;
     /* Blocks the C library handed out while memshim was initialising: they must go back
      * to the C library even when the stack's top layer would not know them. */
@@ -50,6 +60,16 @@ static inline enum ms_route ms_shim_route(void)
     enum ms_route r = (enum ms_route)__atomic_load_n(&ms_shim.route, __ATOMIC_ACQUIRE);
     return __builtin_expect(r != MS_ROUTE_UNINIT, 1) ? r : ms_shim_route_slow();
 }
+
+/* The malloc-family operations for one family, whatever the route (shim/route.c).
+ * Layer semantics (allocator.h): size 0 is a real block, NULL means out of memory; errno
+ * is the caller's business.  alignment is a power of two >= sizeof(void *). */
+void *ms_route_malloc(enum ms_api api, size_t size);
+void *ms_route_calloc(enum ms_api api, size_t nelem, size_t elsize);
+void *ms_route_realloc(enum ms_api api, void *ptr, size_t size);
+void ms_route_free(enum ms_api api, void *ptr);
+void *ms_route_memalign(enum ms_api api, size_t alignment, size_t size);
+size_t ms_route_usable_size(enum ms_api api, void *ptr);
 
 /* Bootstrap bookkeeping (shim/bootstrap.c; only consulted on the STACK route). */
 void ms_shim_bootstrap_record(void *p);

@@ -44,7 +44,12 @@ struct ms_arenamap {
     size_t nleaves;                      /* under the core lock */
 };
 
-extern struct ms_arenamap ms_arenamap;
+extern struct ms_arenamap ms_arenamap __attribute__((visibility("hidden")));
+
+/* The byte of a pool serving class cls, and back. */
+static inline unsigned ms_arenamap_value(unsigned cls) { return cls + 1; }
+static inline unsigned ms_arenamap_class(unsigned v) { return v - 1; }
+static inline int ms_arenamap_is_class(unsigned v) { return v - 1 < MS_NUM_CLASSES; }
 
 /* 0: not ours; MS_ARENAMAP_FREE: ours, in a pool without class; else class + 1. */
 static inline unsigned ms_arenamap_get(const void *p)

@@ -29,7 +29,7 @@ struct ms_core {
     struct ms_tcache_shared tc;
 };
 
-extern struct ms_core ms_core;
+extern struct ms_core ms_core __attribute__((visibility("hidden")));
 
 static inline void ms_core_lock(struct ms_core *c) { pthread_mutex_lock(&c->lock); }
 static inline void ms_core_unlock(struct ms_core *c) { pthread_mutex_unlock(&c->lock); }

@@ -49,7 +49,7 @@ static struct ms_pool *pool_start(struct ms_core *c, unsigned cls)
         p->maxnextoffset = (uint32_t)(MS_POOL_SIZE - ms_class_size(cls));
     }
     MS_ASSERT(p->count == 0);
-    ms_arenamap_set_pool(p, cls + 1);
+    ms_arenamap_set_pool(p, ms_arenamap_value(cls));
     used_push_front(&c->pools, p);
     return p;
 }
@@ -136,7 +136,7 @@ void ms_pools_check(struct ms_core *c)
         for (struct ms_pool *p = s->next; p != s; p = p->next) {
             if (p->next->prev != p || p->szidx != cls || p->count == 0 ||
                 p->count >= ms_class_nblocks(cls) || ms_pool_is_full(p) ||
-                ms_arenamap_get(p) != cls + 1 || p->arena == NULL || p->arena->address == 0)
+                ms_arenamap_get(p) != ms_arenamap_value(cls) || p->arena == NULL || p->arena->address == 0)
                 ms_check_fail("used pool list", __FILE__, __LINE__);
             unsigned nfree = 0;
             for (void *b = p->freeblock; b != NULL; b = *(void **)b) {

@@ -116,8 +116,14 @@ void *ms_pymalloc_malloc(void *ctx, size_t size)
     return lower_malloc(size);
 }
 
-static __attribute__((noinline)) void free_other(void *p, unsigned v)
+/* (v, p) in this order: p stays in the register it arrived in (a move less on the fast
+ * path of ms_pymalloc_free). */
+static __attribute__((noinline)) void free_slow(unsigned v, void *p)
 {
+    if (ms_arenamap_is_class(v)) {
+        ms_tcache_free_slow(p, ms_arenamap_class(v));
+        return;
+    }
     /* v != 0: an address inside a free pool of ours: not a live block (a double or
      * invalid free the debug hooks would report); dropping it is the only safe thing. */
     if (p != NULL && v == 0)
@@ -128,11 +134,9 @@ void ms_pymalloc_free(void *ctx, void *p)
 {
     (void)ctx;
     unsigned v = ms_arenamap_get(p);
-    if (MS_LIKELY(v - 1 < MS_NUM_CLASSES)) {
-        ms_tcache_free(p, v - 1);
+    if (MS_LIKELY(ms_tcache_free(p, v)))
         return;
-    }
-    free_other(p, v);
+    free_slow(v, p);
 }
 
 void *ms_pymalloc_calloc(void *ctx, size_t nelem, size_t elsize)
@@ -156,13 +160,13 @@ void *ms_pymalloc_realloc(void *ctx, void *p, size_t n)
     if (p == NULL)
         return ms_pymalloc_malloc(ctx, n);
     unsigned v = ms_arenamap_get(p);
-    if (v - 1 >= MS_NUM_CLASSES) {
+    if (!ms_arenamap_is_class(v)) {
         if (v != 0)
             return NULL;            /* inside a free pool: not a live block */
         /* Not ours: the lower allocator keeps it, even when it shrinks below 512. */
         return ms_core.lower.realloc(ms_core.lower.ctx, p, n);
     }
-    unsigned cls = v - 1;
+    unsigned cls = ms_arenamap_class(v);
     size_t size = ms_class_size(cls);
     size_t copy = size;
     if (n <= size) {
@@ -193,8 +197,8 @@ size_t ms_pymalloc_usable_size(void *ctx, void *p)
 {
     (void)ctx;
     unsigned v = ms_arenamap_get(p);
-    if (MS_LIKELY(v - 1 < MS_NUM_CLASSES))
-        return ms_class_size(v - 1);
+    if (MS_LIKELY(ms_arenamap_is_class(v)))
+        return ms_class_size(ms_arenamap_class(v));
     if (p == NULL || v != 0)
         return 0;
     return ms_core.lower.usable_size(ms_core.lower.ctx, p);
@@ -229,7 +233,7 @@ void ms_core_check_invariants(struct ms_core *c)
         for (void *b = c->tc.depot[cls].batches; b != NULL; b = ((void **)b)[1]) {
             unsigned k = 0;
             for (void *x = b; x != NULL; x = *(void **)x) {
-                if (ms_arenamap_get(x) != cls + 1)
+                if (ms_arenamap_get(x) != ms_arenamap_value(cls))
                     ms_check_fail("transfer list block of another class", __FILE__, __LINE__);
                 k++;
             }
@@ -237,7 +241,7 @@ void ms_core_check_invariants(struct ms_core *c)
                 ms_check_fail("transfer list batch size", __FILE__, __LINE__);
             n++;
         }
-        if (n != c->tc.depot[cls].n || n > MS_DEPOT_MAX_BATCHES)
+        if (n != c->tc.depot[cls].n || n > ms_tcache_depot_max(cls))
             ms_check_fail("transfer list length", __FILE__, __LINE__);
     }
 }

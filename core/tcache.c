@@ -13,7 +13,7 @@
 
 enum ms_tcache_phase { PHASE_NONE, PHASE_CREATING, PHASE_LIVE, PHASE_DEAD };
 
-/* Bins all empty with max 0: every fast path through it fails over to the slow path. */
+/* Bins all empty with room 0: every fast path through it fails over to the slow path. */
 static struct ms_tcache placeholder;
 
 __thread struct ms_tcache *ms_tcache_self = &placeholder;
@@ -23,6 +23,11 @@ unsigned ms_tcache_batch(unsigned cls)
 {
     size_t n = 4096 / ms_class_size(cls);
     return n < 16 ? 16 : n > 64 ? 64 : (unsigned)n;
+}
+
+unsigned ms_tcache_depot_max(unsigned cls)
+{
+    return (unsigned)(MS_DEPOT_MAX_BYTES / (ms_tcache_batch(cls) * ms_class_size(cls)));
 }
 
 /* ---- the locked central path: no cache for this thread ---- */
@@ -65,7 +70,7 @@ static void depot_drain(struct ms_core *c, struct ms_depot *d)
 static void depot_push(struct ms_core *c, unsigned cls, void *batch)
 {
     struct ms_depot *d = &c->tc.depot[cls];
-    if (d->n >= MS_DEPOT_MAX_BATCHES) {
+    if (d->n >= ms_tcache_depot_max(cls)) {
         /* Nobody is taking this class: let its pools (and maybe arenas) drain. */
         depot_drain(c, d);
         ms_pool_free_chain(c, batch);
@@ -102,11 +107,11 @@ static void registry_unlink(struct ms_core *c, struct ms_tcache *t)
 static void bins_flush(struct ms_core *c, struct ms_tcache *t)
 {
     for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
-        struct ms_bin *b = &t->bins[cls];
+        struct ms_bin *b = &t->bins[ms_arenamap_value(cls)];
         ms_pool_free_chain(c, b->head);
-        ms_pool_free_chain(c, b->spare);
-        b->head = b->spare = NULL;
-        b->count = 0;
+        ms_pool_free_chain(c, t->spare[cls]);
+        b->head = t->spare[cls] = NULL;
+        b->room = ms_tcache_batch(cls);
     }
 }
 
@@ -140,10 +145,10 @@ static struct ms_tcache *cache_create(struct ms_core *c)
         tls_phase = PHASE_NONE;
         return NULL;
     }
+    /* Bins of values that are not classes stay zero (room 0) from ms_os_map on. */
     for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
-        t->bins[cls].head = t->bins[cls].spare = NULL;
-        t->bins[cls].count = 0;
-        t->bins[cls].max = ms_tcache_batch(cls);
+        t->bins[ms_arenamap_value(cls)].head = t->spare[cls] = NULL;
+        t->bins[ms_arenamap_value(cls)].room = ms_tcache_batch(cls);
     }
     /* May call malloc (glibc, for keys >= 32): that call sees PHASE_CREATING. */
     if (pthread_setspecific(c->tc.key, t) != 0) {
@@ -178,22 +183,24 @@ int ms_tcache_setup(struct ms_core *c)
 
 /* ---- slow paths ---- */
 
-void *ms_tcache_alloc_slow(unsigned cls)
+void *ms_tcache_alloc_slow(struct ms_bin *b)
 {
     struct ms_core *c = &ms_core;
     struct ms_tcache *t = ms_tcache_self;
+    unsigned cls = (unsigned)(b - &t->bins[ms_arenamap_value(0)]);
     if (t == &placeholder && (t = cache_create(c)) == NULL)
         return central_alloc(c, cls);
-    struct ms_bin *b = &t->bins[cls];
+    b = &t->bins[ms_arenamap_value(cls)];
     if (b->head == NULL) {
-        if (b->spare != NULL) {
-            b->head = b->spare;
-            b->spare = NULL;
-            b->count = b->max;
+        unsigned max = ms_tcache_batch(cls);
+        if (t->spare[cls] != NULL) {
+            b->head = t->spare[cls];
+            t->spare[cls] = NULL;
+            b->room = 0;
         } else {
             ms_core_lock(c);
             void *batch = depot_pop(c, cls);
-            unsigned n = b->max;
+            unsigned n = max;
             if (batch == NULL)
                 n = ms_pool_alloc_chain(c, cls, n, &batch);
             MS_EXPENSIVE(ms_core_check_invariants(c));
@@ -201,12 +208,12 @@ void *ms_tcache_alloc_slow(unsigned cls)
             if (n == 0)
                 return NULL;
             b->head = batch;
-            b->count = n;
+            b->room = max - n;
         }
     }
     void *p = b->head;
     b->head = *(void **)p;
-    b->count--;
+    b->room++;
     return p;
 }
 
@@ -218,21 +225,22 @@ void ms_tcache_free_slow(void *p, unsigned cls)
         central_free(c, p);
         return;
     }
-    struct ms_bin *b = &t->bins[cls];
-    if (b->count >= b->max) {
-        if (b->spare != NULL) {
+    struct ms_bin *b = &t->bins[ms_arenamap_value(cls)];
+    if (b->room == 0) {
+        /* Full: it becomes the spare; a full spare moves on to the transfer list. */
+        if (t->spare[cls] != NULL) {
             ms_core_lock(c);
-            depot_push(c, cls, b->spare);
+            depot_push(c, cls, t->spare[cls]);
             MS_EXPENSIVE(ms_core_check_invariants(c));
             ms_core_unlock(c);
         }
-        b->spare = b->head;
+        t->spare[cls] = b->head;
         b->head = NULL;
-        b->count = 0;
+        b->room = ms_tcache_batch(cls);
     }
     *(void **)p = b->head;
     b->head = p;
-    b->count++;
+    b->room--;
 }
 
 /* ---- whole-cache operations ---- */
@@ -277,11 +285,12 @@ size_t ms_tcache_count(struct ms_core *c, size_t cached[MS_NUM_CLASSES],
     for (struct ms_tcache *t = c->tc.live; t != NULL; t = t->next) {
         nthreads++;
         for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
-            const struct ms_bin *b = &t->bins[cls];
+            const struct ms_bin *b = &t->bins[ms_arenamap_value(cls)];
+            unsigned max = ms_tcache_batch(cls);
             /* Racy by nature (the owner runs its fast path meanwhile): a snapshot. */
-            uint32_t n = __atomic_load_n(&b->count, __ATOMIC_RELAXED);
-            void *spare = __atomic_load_n(&b->spare, __ATOMIC_RELAXED);
-            cached[cls] += n + (spare != NULL ? b->max : 0);
+            uint32_t room = __atomic_load_n(&b->room, __ATOMIC_RELAXED);
+            void *spare = __atomic_load_n(&t->spare[cls], __ATOMIC_RELAXED);
+            cached[cls] += (room < max ? max - room : 0) + (spare != NULL ? max : 0);
         }
     }
     return nthreads;

@@ -5,14 +5,20 @@
  * pymalloc relies on CPython's GIL; we have none.  Each thread has a cache (struct
  * ms_tcache) with one bin per size class.  A bin holds two "magazines" (Bonwick's design,
  * as in Solaris' kmem and, in spirit, tcmalloc's thread caches):
- *   head/count - the loaded magazine: a LIFO singly linked list of free blocks (linked
- *                through their first word) with its length, at most max;
- *   spare      - NULL, or one full batch of exactly max blocks.
+ *   head/room  - the loaded magazine: a LIFO singly linked list of free blocks (linked
+ *                through their first word) and how many more it may take (room = batch
+ *                size - length);
+ *   spare      - NULL, or one full batch of exactly "batch size" blocks.
  * malloc pops from head; free pushes onto head of the FREEING thread's bin, whoever
  * allocated the block.  That is the whole fast path: no lock, no atomic instruction, no
- * indirect call; the cache pointer is an initial-exec TLS variable that starts out
- * pointing at a placeholder cache whose bins are empty with max 0, so the very first call
- * of a thread falls into the slow path by itself, with no extra "has a cache?" test.
+ * indirect call.  Two tricks keep it to a handful of instructions:
+ *   - bins are indexed by the address map's byte (arenamap.h: class + 1), all 256 values,
+ *     so free() goes from the map lookup straight to a bin; the bins of values that are
+ *     not classes (0: not ours, MS_ARENAMAP_FREE) have room 0 forever, so a foreign
+ *     pointer falls into the slow path by the same "room == 0" test;
+ *   - the cache pointer is an initial-exec TLS variable that starts out pointing at a
+ *     placeholder cache whose bins are all empty with room 0, so a thread's first call
+ *     falls into the slow path by itself, with no "has a cache?" test.
  *
  * Slow path (head empty on malloc, head full on free):
  *   malloc: spare full -> it becomes the loaded magazine (no lock); else, under the core
@@ -22,7 +28,7 @@
  *           under the lock, the spare goes onto the class's transfer list and the loaded
  *           magazine becomes the spare.
  * A transfer list ("depot") is a stack of whole batches: a batch is a NULL-terminated
- * chain of max blocks and its head block's SECOND word links to the next batch, so a
+ * chain of batch-size blocks and its head block's SECOND word links to the next batch, so a
  * thread passes a batch to another in O(1) under the lock.  Two threads that free each
  * other's blocks (producer/consumer) therefore take the lock once per batch and mostly
  * just hand batches over; the pools are touched only when a transfer list is empty (carve)
@@ -31,7 +37,7 @@
  *
  * Bounds, so that freed memory does not pile up and arenas can go back to the OS: a batch
  * is about 4 KiB (64 blocks of <= 64 bytes .. 16 blocks of 256..512 bytes), a thread keeps
- * at most two batches per class, a transfer list at most MS_DEPOT_MAX_BATCHES.  Caches of
+ * at most two batches per class, a transfer list at most MS_DEPOT_MAX_BYTES.  Caches of
  * idle threads are not stolen from (that would need synchronisation on the fast path);
  * thread exit gives everything back to the pools, and ms_pymalloc_flush_thread_cache()
  * gives the calling thread's cache and all transfer lists back.
@@ -53,22 +59,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arenamap.h"
 #include "check.h"
 #include "sizeclass.h"
 
-#define MS_DEPOT_MAX_BATCHES 4u
+/* A transfer list holds at most this many bytes of blocks (whole batches); see
+ * ms_tcache_depot_max().  Large enough that two threads trading bursts of a few thousand
+ * blocks pass them as batches instead of through the pools (bench_core xfree). */
+#define MS_DEPOT_MAX_BYTES ((size_t)64 << 10)
 
 struct ms_core;
 
 struct ms_bin {
     void *head;                 /* loaded magazine */
-    uint32_t count;             /* blocks in it */
-    uint32_t max;               /* the class's batch size; 0 in the placeholder */
-    void *spare;                /* NULL or a full batch of exactly max blocks */
+    uint32_t room;              /* batch size - blocks in it; 0 in non-class bins */
+    uint32_t unused;
 };
 
+#define MS_TCACHE_NBINS 256     /* one per address-map byte value */
+
 struct ms_tcache {
-    struct ms_bin bins[MS_NUM_CLASSES];
+    struct ms_bin bins[MS_TCACHE_NBINS];   /* 4 KiB; bins of non-class values stay 0 */
+    void *spare[MS_NUM_CLASSES];           /* NULL or a full batch, by class */
     struct ms_tcache *next;     /* registry of live caches / retired list (core lock) */
     struct ms_tcache *prev;
 };
@@ -87,39 +99,48 @@ struct ms_tcache_shared {
     bool key_ok;
 };
 
-extern __thread struct ms_tcache *ms_tcache_self;
+extern __thread struct ms_tcache *ms_tcache_self __attribute__((visibility("hidden")));
 
-void *ms_tcache_alloc_slow(unsigned cls);
+/* The loaded magazine of bin b (of the calling thread's cache) is empty. */
+void *ms_tcache_alloc_slow(struct ms_bin *b);
+/* Block p of class cls when its bin has no room (full, or no cache yet). */
 void ms_tcache_free_slow(void *p, unsigned cls);
 
 /* Fast path: one block of class cls (NULL only when out of memory). */
 static inline void *ms_tcache_alloc(unsigned cls)
 {
-    struct ms_bin *b = &ms_tcache_self->bins[cls];
+    /* bins[ms_arenamap_value(cls)], written so that the compiler folds the class
+     * computation into the address (values of consecutive classes are consecutive). */
+    struct ms_bin *b = &ms_tcache_self->bins[ms_arenamap_value(0)] + cls;
     void *p = b->head;
     if (MS_LIKELY(p != NULL)) {
         b->head = *(void **)p;
-        b->count--;
+        b->room++;
         return p;
     }
-    return ms_tcache_alloc_slow(cls);
+    return ms_tcache_alloc_slow(b);     /* passing b, not cls: one less live register */
 }
 
-/* Fast path: give back block p of class cls. */
-static inline void ms_tcache_free(void *p, unsigned cls)
+/* Fast path: push p into the bin of its address-map value v if that bin has room.
+ * Returns false otherwise (v is not a class, the bin is full, or there is no cache yet):
+ * then the caller takes its slow path. */
+static inline bool ms_tcache_free(void *p, unsigned v)
 {
-    struct ms_bin *b = &ms_tcache_self->bins[cls];
-    if (MS_LIKELY(b->count < b->max)) {
+    struct ms_bin *b = &ms_tcache_self->bins[v];
+    if (MS_LIKELY(b->room != 0)) {
         *(void **)p = b->head;
         b->head = p;
-        b->count++;
-        return;
+        b->room--;
+        return true;
     }
-    ms_tcache_free_slow(p, cls);
+    return false;
 }
 
 /* Batch size of class cls. */
 unsigned ms_tcache_batch(unsigned cls);
+
+/* Most batches a transfer list of class cls holds. */
+unsigned ms_tcache_depot_max(unsigned cls);
 
 /* Create the pthread key (from ms_pymalloc_init).  Returns 0 or -1. */
 int ms_tcache_setup(struct ms_core *c);

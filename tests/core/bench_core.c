@@ -5,13 +5,13 @@
  *                                run under callgrind for instructions per pair
  *   bench_core churn N [glibc]   small-object churn: a working set of 4096 slots, each
  *                                step frees one random slot and allocates a random size
- *   bench_core xfree N [glibc]   two threads, each frees the blocks the other allocated
+ *   bench_core xfree N [glibc]   two threads, each frees the N blocks the other allocated
+ *                                (handed over 2000 at a time)
  *   bench_core priv  N [glibc]   two threads churning privately
  * With "glibc" the same loop runs over glibc's malloc/free instead of the core.
  * Prints the wall time in seconds.
  */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,36 +69,26 @@ static void churn(long n, unsigned seed)
     free(slot);
 }
 
-struct ring {
-    _Atomic unsigned long head, tail;
-    void *item[1 << 12];
-};
-static struct ring rings[2];
+/* Cross-thread frees: each round, each thread allocates XK blocks and hands them to the
+ * other thread, which frees them; a barrier per round keeps synchronisation cheap. */
+#define XK 2000
+static void *xbuf[2][XK];
+static pthread_barrier_t xbar;
 static long xn;
 
 static void *xfree_thread(void *arg)
 {
     int me = (int)(long)arg;
-    struct ring *out = &rings[me], *in = &rings[1 - me];
     unsigned seed = 7 + (unsigned)me;
-    long sent = 0, got = 0;
-    while (sent < xn || got < xn) {
-        if (sent < xn) {
-            unsigned long h = atomic_load_explicit(&out->head, memory_order_relaxed);
-            if (h - atomic_load_explicit(&out->tail, memory_order_acquire) < (1 << 12)) {
-                void *p = b_malloc((size_t)(rnd(&seed) % 128) + 1);
-                *(char *)p = 1;
-                out->item[h & ((1 << 12) - 1)] = p;
-                atomic_store_explicit(&out->head, h + 1, memory_order_release);
-                sent++;
-            }
+    for (long r = 0; r < xn / XK; r++) {
+        for (int i = 0; i < XK; i++) {
+            xbuf[me][i] = b_malloc((size_t)(rnd(&seed) % 128) + 1);
+            *(char *)xbuf[me][i] = 1;
         }
-        unsigned long t = atomic_load_explicit(&in->tail, memory_order_relaxed);
-        if (t != atomic_load_explicit(&in->head, memory_order_acquire)) {
-            b_free(in->item[t & ((1 << 12) - 1)]);
-            atomic_store_explicit(&in->tail, t + 1, memory_order_release);
-            got++;
-        }
+        pthread_barrier_wait(&xbar);
+        for (int i = 0; i < XK; i++)
+            b_free(xbuf[1 - me][i]);
+        pthread_barrier_wait(&xbar);
     }
     return NULL;
 }
@@ -113,6 +103,7 @@ static void two_threads(void *(*fn)(void *), long n)
 {
     pthread_t t[2];
     xn = n;
+    pthread_barrier_init(&xbar, NULL, 2);
     for (long i = 0; i < 2; i++)
         pthread_create(&t[i], NULL, fn, (void *)i);
     for (int i = 0; i < 2; i++)

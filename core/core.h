@@ -21,7 +21,6 @@
 
 struct ms_core {
     pthread_mutex_t lock;
-    bool configured;               /* ms_pymalloc_init ran (fixed) */
     struct ms_allocator lower;     /* 0 and > 512 bytes, foreign pointers (fixed) */
     int stats_fd;                  /* >= 0: stats before every new arena (fixed) */
     struct ms_pools pools;

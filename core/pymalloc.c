@@ -80,7 +80,6 @@ int ms_pymalloc_init(const struct ms_pymalloc_config *cfg)
         return -1;
     if (ms_tcache_setup(c) != 0)
         return -1;
-    __atomic_store_n(&c->configured, true, __ATOMIC_RELEASE);
     return 0;
 }
 

@@ -70,10 +70,11 @@ static void depot_drain(struct ms_core *c, struct ms_depot *d)
 static void depot_push(struct ms_core *c, unsigned cls, void *batch)
 {
     struct ms_depot *d = &c->tc.depot[cls];
-    if (d->n >= ms_tcache_depot_max(cls)) {
+    if (d->bypass || d->n >= ms_tcache_depot_max(cls)) {
         /* Nobody is taking this class: let its pools (and maybe arenas) drain. */
         depot_drain(c, d);
         ms_pool_free_chain(c, batch);
+        d->bypass = true;
         return;
     }
     batch_link(batch, d->batches);
@@ -85,6 +86,7 @@ static void *depot_pop(struct ms_core *c, unsigned cls)
 {
     struct ms_depot *d = &c->tc.depot[cls];
     void *b = d->batches;
+    d->bypass = false;          /* somebody takes blocks of this class again */
     if (b != NULL) {
         d->batches = batch_next(b);
         d->n--;

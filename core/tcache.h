@@ -32,8 +32,10 @@
  * thread passes a batch to another in O(1) under the lock.  Two threads that free each
  * other's blocks (producer/consumer) therefore take the lock once per batch and mostly
  * just hand batches over; the pools are touched only when a transfer list is empty (carve)
- * or full (then the whole list and the new batch go back to the pools: a full list means
- * nobody is taking blocks of that class, so it is the time to let pools and arenas drain).
+ * or full.  A full list means nobody is taking blocks of that class (a program freeing
+ * what it built): the whole list and the new batch go back to the pools, and until some
+ * thread asks the list for a batch again, batches bypass it and go straight to the pools,
+ * so that at the end of such a phase the list is empty and pins no arena.
  *
  * Bounds, so that freed memory does not pile up and arenas can go back to the OS: a batch
  * is about 4 KiB (64 blocks of <= 64 bytes .. 16 blocks of 256..512 bytes), a thread keeps
@@ -88,6 +90,8 @@ struct ms_tcache {
 struct ms_depot {
     void *batches;              /* stack of batches, linked by the head block's 2nd word */
     uint32_t n;
+    bool bypass;                /* overflowed and nobody took a batch since: pushes go
+                                   straight to the pools */
 };
 
 /* The core's part for thread caches (under the core lock). */

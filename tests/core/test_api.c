@@ -66,7 +66,7 @@ Test(api, realloc_in_place)
     fill(p, 100, 1);
     cr_assert_eq(ms_pymalloc_realloc(NULL, p, 112), p, "grow within the block");
     cr_assert_eq(ms_pymalloc_realloc(NULL, p, 97), p, "same class");
-    cr_assert_eq(ms_pymalloc_realloc(NULL, p, 85), p, "saves less than 25%");
+    cr_assert_eq(ms_pymalloc_realloc(NULL, p, 85), p, "saves less than a quarter");
     char *q = ms_pymalloc_realloc(NULL, p, 84);   /* 4 * 84 = 336 = 3 * 112: moves */
     cr_assert_neq(q, p);
     cr_assert(ms_pymalloc_owns(q));

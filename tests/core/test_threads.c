@@ -223,3 +223,25 @@ Test(threads, fork_from_threaded_parent)
     for (int t = 0; t < 4; t++)
         pthread_join(th[t], NULL);
 }
+
+Test(threads, mass_free_drains_without_flush)
+{
+    /* A program that builds and then frees a big structure: the transfer list overflows
+     * once and is then bypassed, so only the thread's own two batches stay cached. */
+    core_setup(0, false);
+    enum { N = 100000 };
+    static void *b[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_not_null(b[i] = ms_pymalloc_malloc(NULL, 32));
+    cr_assert_geq(fake_arenas.nalloc, 4);
+    for (int i = 0; i < N; i++)
+        ms_pymalloc_free(NULL, b[i]);
+    size_t cached[MS_NUM_CLASSES], depot[MS_NUM_CLASSES];
+    ms_core_lock(&ms_core);
+    ms_tcache_count(&ms_core, cached, depot);
+    ms_core_unlock(&ms_core);
+    cr_assert_eq(depot[1], 0, "the transfer list ends empty");
+    cr_assert_leq(cached[1], 2 * ms_tcache_batch(1));
+    cr_assert_leq(fake_arenas_live(), 2, "the last-freed blocks pin at most their arena, "
+                  "plus the one kept free arena");
+}

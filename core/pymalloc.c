@@ -75,11 +75,13 @@ int ms_pymalloc_init(const struct ms_pymalloc_config *cfg)
     bool first = !atfork_registered;
     atfork_registered = true;
     ms_core_unlock(c);
-    /* Outside the lock: both may allocate (through the shim, into this core). */
+    /* Outside the lock: both may allocate (through the shim, into this core).  Neither
+     * failure makes the core unusable, so neither fails init: without the key every
+     * thread uses the locked central path; without the handlers (ENOMEM only) a child
+     * forked while another thread held the core lock could not allocate. */
     if (first && pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
-        return -1;
-    if (ms_tcache_setup(c) != 0)
-        return -1;
+        atfork_registered = false;
+    (void)ms_tcache_setup(c);
     return 0;
 }
 
@@ -110,8 +112,13 @@ static __attribute__((noinline)) void *lower_malloc(size_t size)
 void *ms_pymalloc_malloc(void *ctx, size_t size)
 {
     (void)ctx;
-    if (MS_LIKELY(ms_size_is_small(size)))
-        return ms_tcache_alloc(ms_size_class(size));
+    if (MS_LIKELY(ms_size_is_small(size))) {
+        void *p = ms_tcache_alloc(ms_size_class(size));
+        if (MS_LIKELY(p != NULL))
+            return p;
+        /* No arena to be had: the lower allocator serves it, as in CPython's
+         * _PyObject_Malloc.  free/realloc find it foreign and send it back there. */
+    }
     return lower_malloc(size);
 }
 

@@ -216,3 +216,21 @@ Test(api, allocator_struct)
     void *m = a.memalign(a.ctx, 16, 16);
     cr_assert(ms_pymalloc_owns(m));
 }
+
+Test(api, pointer_into_free_pool)
+{
+    /* A stale pointer into a pool that has gone back to its (kept) arena: never given to
+     * the lower allocator, never pushed onto a free list. */
+    core_setup(0, false);
+    void *p = ms_pymalloc_malloc(NULL, 128);
+    ms_pymalloc_free(NULL, p);
+    ms_pymalloc_flush_thread_cache();
+    cr_assert(ms_pymalloc_owns(p));
+    cr_assert_eq(ms_pymalloc_usable_size(NULL, p), 0);
+    cr_assert_null(ms_pymalloc_realloc(NULL, p, 64));
+    ms_pymalloc_free(NULL, p);
+    cr_assert_eq(fake_lower.nfree + fake_lower.nrealloc + fake_lower.nusable, 0);
+    void *q = ms_pymalloc_malloc(NULL, 128);
+    void *r = ms_pymalloc_malloc(NULL, 128);
+    cr_assert_neq(q, r, "the stale free did not put the block on a list twice");
+}

@@ -126,11 +126,20 @@ Test(arena, many_arenas_random_order)
     cr_assert_eq(fake_arenas_live(), 1, "everything back except the one kept arena");
 }
 
-Test(arena, new_arena_failure_is_null)
+Test(arena, new_arena_failure_falls_back_to_lower)
 {
     core_setup(ASZ, false);
     fake_arenas.fail = true;
-    cr_assert_null(ms_pymalloc_malloc(NULL, 16));
+    void *q = ms_pymalloc_malloc(NULL, 16);
+    cr_assert_not_null(q);
+    cr_assert(!ms_pymalloc_owns(q), "served by the lower allocator, as CPython does");
+    cr_assert_eq(fake_lower.nmalloc, 1);
+    cr_assert_eq(fake_lower.last_malloc_size, 16);
+    ms_pymalloc_free(NULL, q);
+    cr_assert_eq(fake_lower.nfree, 1);
+    fake_lower.fail = true;
+    cr_assert_null(ms_pymalloc_malloc(NULL, 16), "both out of memory");
+    fake_lower.fail = false;
     fake_arenas.fail = false;
     void *p = ms_pymalloc_malloc(NULL, 16);
     cr_assert_not_null(p);

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Arena management (see arena.h for the rules and why).  Under the core lock only.
+ * Never calls malloc: arena objects come from ms_os_map.
+ */
+#include "arena.h"
+
+#include "arenamap.h"
+#include "check.h"
+#include "core.h"
+#include "os.h"
+#include "pool.h"
+
+/* Pool alignment, not arena alignment: the map is pool-grained, so a pool-aligned arena
+ * loses nothing, and trimming costs at most 12 KiB of transient address space. */
+static void *default_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    return ms_os_map_aligned(size, MS_POOL_SIZE);
+}
+
+static void default_free(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    ms_os_unmap(p, size);
+}
+
+const struct ms_arena_allocator ms_arena_default_allocator = {
+    NULL, default_alloc, default_free,
+};
+
+#define MS_ARENA_CHUNK_BYTES ((size_t)64 << 10)
+
+static struct ms_arena *object_get(struct ms_arenas *as)
+{
+    if (as->unused == NULL) {
+        struct ms_arena_chunk *ch = ms_os_map(MS_ARENA_CHUNK_BYTES);
+        if (ch == NULL)
+            return NULL;
+        ch->n = (MS_ARENA_CHUNK_BYTES - sizeof *ch) / sizeof ch->obj[0];
+        for (size_t i = ch->n; i-- > 0;) {
+            ch->obj[i].next = as->unused;
+            as->unused = &ch->obj[i];
+        }
+        ch->next = as->chunks;
+        as->chunks = ch;
+    }
+    struct ms_arena *a = as->unused;
+    as->unused = a->next;
+    return a;
+}
+
+static struct ms_arena *new_arena(struct ms_core *c)
+{
+    struct ms_arenas *as = &c->arenas;
+    if (as->arena_size == 0)                 /* first use before (or without) init */
+        as->arena_size = MS_ARENA_SIZE_DEFAULT;
+    if (as->allocator.alloc == NULL)
+        as->allocator = ms_arena_default_allocator;
+    if (c->stats_fd >= 0)
+        ms_stats_print_locked(c, c->stats_fd);   /* PYTHONMALLOCSTATS does it here too */
+    struct ms_arena *a = object_get(as);
+    if (a == NULL)
+        return NULL;
+    struct ms_arena_allocator al = as->allocator;
+    void *mem = al.alloc(al.ctx, as->arena_size);
+    if (mem == NULL)
+        goto fail;
+    uintptr_t base = (uintptr_t)mem;
+    uintptr_t first = ms_arena_first_pool(base);
+    unsigned npools = (unsigned)((base + as->arena_size - first) / MS_POOL_SIZE);
+    if (npools == 0 || ms_arenamap_mark(first, npools, MS_ARENAMAP_FREE) != 0) {
+        al.free(al.ctx, mem, as->arena_size);
+        goto fail;
+    }
+    a->address = base;
+    a->pool_address = (char *)first;
+    a->freepools = NULL;
+    a->nfreepools = a->ntotalpools = npools;
+    a->next = a->prev = NULL;
+    a->allocator = al;
+    as->ntimes_allocated++;
+    if (++as->ncurrent > as->highwater)
+        as->highwater = as->ncurrent;
+    return a;
+fail:
+    a->address = 0;
+    a->next = as->unused;
+    as->unused = a;
+    return NULL;
+}
+
+struct ms_pool *ms_arena_take_pool(struct ms_core *c)
+{
+    struct ms_arenas *as = &c->arenas;
+    if (as->usable == NULL) {
+        struct ms_arena *a = new_arena(c);
+        if (a == NULL)
+            return NULL;
+        as->usable = a;
+        MS_ASSERT(as->nfp2lasta[a->nfreepools] == NULL);
+        as->nfp2lasta[a->nfreepools] = a;
+    }
+    struct ms_arena *a = as->usable;
+    unsigned nf = a->nfreepools;
+    MS_ASSERT(nf > 0 && a->prev == NULL);
+    /* The head is the only arena that can have nf - 1 free pools afterwards. */
+    if (as->nfp2lasta[nf] == a)
+        as->nfp2lasta[nf] = NULL;
+    if (nf > 1)
+        as->nfp2lasta[nf - 1] = a;
+    a->nfreepools = --nf;
+    if (nf == 0) {
+        as->usable = a->next;
+        if (as->usable != NULL)
+            as->usable->prev = NULL;
+        a->next = NULL;
+    }
+    struct ms_pool *p = a->freepools;
+    if (p != NULL) {
+        a->freepools = p->next;
+    } else {
+        p = (struct ms_pool *)a->pool_address;
+        a->pool_address += MS_POOL_SIZE;
+        p->szidx = MS_POOL_NO_CLASS;
+        p->arena = a;
+        p->count = 0;
+    }
+    p->next = p->prev = NULL;
+    MS_EXPENSIVE(ms_arenas_check(c));
+    return p;
+}
+
+static void release(struct ms_core *c, struct ms_arena *a)
+{
+    struct ms_arenas *as = &c->arenas;
+    if (a->prev == NULL)
+        as->usable = a->next;
+    else
+        a->prev->next = a->next;
+    if (a->next != NULL)
+        a->next->prev = a->prev;
+    uintptr_t first = ms_arena_first_pool(a->address);
+    ms_arenamap_mark(first, a->ntotalpools, 0);
+    a->allocator.free(a->allocator.ctx, (void *)a->address, as->arena_size);
+    a->address = 0;
+    a->next = as->unused;
+    as->unused = a;
+    as->ncurrent--;
+}
+
+void ms_arena_give_pool(struct ms_core *c, struct ms_pool *p)
+{
+    struct ms_arenas *as = &c->arenas;
+    struct ms_arena *a = p->arena;
+    p->next = a->freepools;
+    a->freepools = p;
+    unsigned nf = a->nfreepools;
+    struct ms_arena *lastnf = as->nfp2lasta[nf];
+    if (lastnf == a) {
+        struct ms_arena *q = a->prev;
+        as->nfp2lasta[nf] = (q != NULL && q->nfreepools == nf) ? q : NULL;
+    }
+    a->nfreepools = ++nf;
+
+    if (nf == a->ntotalpools && a->next != NULL) {
+        /* Wholly free and not the last usable arena: give it back.  nf is the count no
+         * other arena can share with it here, so nfp2lasta[nf] is not a. */
+        release(c, a);
+    } else if (nf == 1) {
+        /* It was full (on no list): it becomes the head, the fullest usable arena. */
+        a->next = as->usable;
+        a->prev = NULL;
+        if (as->usable != NULL)
+            as->usable->prev = a;
+        as->usable = a;
+        if (as->nfp2lasta[1] == NULL)
+            as->nfp2lasta[1] = a;
+    } else {
+        if (as->nfp2lasta[nf] == NULL)
+            as->nfp2lasta[nf] = a;
+        if (a != lastnf) {
+            /* Slide right, to just after the last arena that had nf - 1 free pools. */
+            if (a->prev != NULL)
+                a->prev->next = a->next;
+            else
+                as->usable = a->next;
+            a->next->prev = a->prev;
+            a->prev = lastnf;
+            a->next = lastnf->next;
+            if (a->next != NULL)
+                a->next->prev = a;
+            lastnf->next = a;
+        }
+    }
+    MS_EXPENSIVE(ms_arenas_check(c));
+}
+
+#ifdef MS_EXPENSIVE_CHECKS
+void ms_arenas_check(struct ms_core *c)
+{
+    struct ms_arenas *as = &c->arenas;
+    struct ms_arena *prev = NULL;
+    for (struct ms_arena *a = as->usable; a != NULL; prev = a, a = a->next) {
+        if (a->prev != prev || a->address == 0 || a->nfreepools == 0 ||
+            (prev != NULL && prev->nfreepools > a->nfreepools))
+            ms_check_fail("usable arena list order", __FILE__, __LINE__);
+        int last_of_count = a->next == NULL || a->next->nfreepools != a->nfreepools;
+        if ((as->nfp2lasta[a->nfreepools] == a) != last_of_count)
+            ms_check_fail("nfp2lasta", __FILE__, __LINE__);
+        unsigned n = 0;
+        for (struct ms_pool *p = a->freepools; p != NULL; p = p->next)
+            n++;
+        uintptr_t end = ms_arena_first_pool(a->address) + (uintptr_t)a->ntotalpools * MS_POOL_SIZE;
+        n += (unsigned)((end - (uintptr_t)a->pool_address) / MS_POOL_SIZE);
+        if (n != a->nfreepools)
+            ms_check_fail("arena free pool count", __FILE__, __LINE__);
+    }
+    for (unsigned n = 0; n <= MS_MAX_POOLS_PER_ARENA; n++) {
+        struct ms_arena *a = as->nfp2lasta[n];
+        if (a != NULL && (a->nfreepools != n || a->address == 0))
+            ms_check_fail("nfp2lasta entry", __FILE__, __LINE__);
+    }
+}
+#endif

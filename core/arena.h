@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Arenas: the big chunks (cfg.arena_size, default 1 MiB) that pools are cut from, got from
+ * and given back to the arena allocator (CPython's PyObjectArenaAllocator).
+ *
+ * As in CPython (Objects/obmalloc.c, "arena management"):
+ *   - arenas with at least one free pool are on the "usable" list, sorted by nfreepools
+ *     ascending, i.e. fullest first; a new pool is always taken from the head, so that the
+ *     emptiest arenas get the chance to drain completely and be given back;
+ *   - nfp2lasta[n] points at the LAST usable arena with exactly n free pools (NULL if
+ *     none), so that when an arena gains a free pool it moves to its new place in O(1)
+ *     (right after nfp2lasta[old n]) instead of by walking the list;
+ *   - an arena whose pools are all free is given back to the arena allocator, except when
+ *     it is the last arena of the usable list (it has the most free pools): that one is
+ *     kept, so that a loop allocating and freeing one block does not map and unmap an
+ *     arena every time (CPython 3.8+, bpo-37257).  So at most one wholly free arena stays.
+ * A newly mapped arena is needed only when the usable list is empty.
+ *
+ * The arena objects (struct ms_arena) live outside the arenas, in chunks from ms_os_map that
+ * are never freed; an object whose arena was given back goes to the "unused" list for reuse.
+ * An arena that is not pool-aligned loses its partial first pool (ntotalpools is one less),
+ * as in CPython; the default allocator aligns arenas to the pool size so nothing is lost.
+ *
+ * Thread-safety: everything under the core lock.  Not on the hot path.  Never calls malloc.
+ */
+#ifndef MS_ARENA_H
+#define MS_ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "allocator.h"
+#include "sizeclass.h"
+
+struct ms_core;
+struct ms_pool;
+
+struct ms_arena {
+    uintptr_t address;          /* as the arena allocator returned it; 0: object unused */
+    char *pool_address;         /* next never-used pool */
+    struct ms_pool *freepools;  /* pools given back, linked through their next */
+    unsigned nfreepools;        /* free pools, including the never-used ones */
+    unsigned ntotalpools;
+    struct ms_arena *next;      /* usable list (or unused-objects list) */
+    struct ms_arena *prev;
+    struct ms_arena_allocator allocator;   /* the one it came from, to give it back */
+};
+
+struct ms_arena_chunk {
+    struct ms_arena_chunk *next;
+    size_t n;
+    struct ms_arena obj[];
+};
+
+struct ms_arenas {
+    size_t arena_size;                   /* 0 until configured (first use or init) */
+    struct ms_arena_allocator allocator; /* for new arenas */
+    struct ms_arena *usable;
+    struct ms_arena *unused;
+    struct ms_arena_chunk *chunks;
+    size_t ntimes_allocated;             /* ever */
+    size_t ncurrent;
+    size_t highwater;
+    struct ms_arena *nfp2lasta[MS_MAX_POOLS_PER_ARENA + 1];
+};
+
+/* The default arena allocator: ms_os_map_aligned to the pool size, ms_os_unmap. */
+extern const struct ms_arena_allocator ms_arena_default_allocator;
+
+/* A free pool from the fullest usable arena (mapping a new arena if there is none), or
+ * NULL.  The pool's szidx is MS_POOL_NO_CLASS if it was never used.  Under the lock. */
+struct ms_pool *ms_arena_take_pool(struct ms_core *c);
+
+/* An empty pool goes back to its arena; the arena may be given back.  Under the lock. */
+void ms_arena_give_pool(struct ms_core *c, struct ms_pool *p);
+
+/* First pool of an arena (rounded up to the pool size). */
+static inline uintptr_t ms_arena_first_pool(uintptr_t address)
+{
+    return (address + MS_POOL_MASK) & ~(uintptr_t)MS_POOL_MASK;
+}
+
+#ifdef MS_EXPENSIVE_CHECKS
+void ms_arenas_check(struct ms_core *c);
+#endif
+
+#endif

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pool carving, per-class used lists and the used/full/empty state changes (see pool.h).
+ * Under the core lock only.  Never calls malloc.
+ */
+#include "pool.h"
+
+#include "arena.h"
+#include "arenamap.h"
+#include "check.h"
+#include "core.h"
+
+void ms_pools_init(struct ms_pools *p)
+{
+    for (unsigned i = 0; i < MS_NUM_CLASSES; i++) {
+        p->used[i].next = &p->used[i];
+        p->used[i].prev = &p->used[i];
+        p->used[i].szidx = i;
+    }
+}
+
+static void used_unlink(struct ms_pool *p)
+{
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+    p->next = p->prev = NULL;
+}
+
+static void used_push_front(struct ms_pools *ps, struct ms_pool *p)
+{
+    struct ms_pool *head = &ps->used[p->szidx];
+    p->next = head->next;
+    p->prev = head;
+    head->next->prev = p;
+    head->next = p;
+}
+
+/* A pool fresh from an arena, set up for class cls and put on the used list. */
+static struct ms_pool *pool_start(struct ms_core *c, unsigned cls)
+{
+    struct ms_pool *p = ms_arena_take_pool(c);
+    if (p == NULL)
+        return NULL;
+    if (p->szidx != cls) {
+        /* Otherwise it last served this class: header and free list are still valid. */
+        p->szidx = cls;
+        p->freeblock = NULL;
+        p->nextoffset = MS_POOL_OVERHEAD;
+        p->maxnextoffset = (uint32_t)(MS_POOL_SIZE - ms_class_size(cls));
+    }
+    MS_ASSERT(p->count == 0);
+    ms_arenamap_set_pool(p, ms_arenamap_value(cls));
+    used_push_front(&c->pools, p);
+    return p;
+}
+
+static void *pool_take(struct ms_pool *p, size_t size)
+{
+    void *b = p->freeblock;
+    if (b != NULL) {
+        p->freeblock = *(void **)b;
+    } else if (p->nextoffset <= p->maxnextoffset) {
+        b = (char *)p + p->nextoffset;
+        p->nextoffset += (uint32_t)size;
+    } else {
+        return NULL;
+    }
+    p->count++;
+    return b;
+}
+
+unsigned ms_pool_alloc_chain(struct ms_core *c, unsigned cls, unsigned n, void **head)
+{
+    size_t size = ms_class_size(cls);
+    struct ms_pool *sentinel = &c->pools.used[cls];
+    void *first = NULL;
+    void **tail = &first;
+    unsigned got = 0;
+    if (MS_UNLIKELY(sentinel->next == NULL))
+        ms_pools_init(&c->pools);   /* first block ever: the core is zero-initialised */
+    while (got < n) {
+        struct ms_pool *p = sentinel->next;
+        if (p == sentinel) {
+            p = pool_start(c, cls);
+            if (p == NULL)
+                break;
+        }
+        void *b;
+        while (got < n && (b = pool_take(p, size)) != NULL) {
+            *tail = b;
+            tail = (void **)b;
+            got++;
+        }
+        if (ms_pool_is_full(p))
+            used_unlink(p);
+    }
+    *tail = NULL;
+    *head = first;
+    return got;
+}
+
+void ms_pool_free_block(struct ms_core *c, void *block)
+{
+    struct ms_pool *p = ms_pool_of(block);
+    MS_ASSERT(p->count > 0 && p->szidx < MS_NUM_CLASSES);
+    int was_full = ms_pool_is_full(p);
+    *(void **)block = p->freeblock;
+    p->freeblock = block;
+    if (--p->count == 0) {
+        /* Empty: to the arena.  A pool of >= 31 blocks cannot go from full to empty. */
+        if (!was_full)
+            used_unlink(p);
+        ms_arenamap_set_pool(p, MS_ARENAMAP_FREE);
+        ms_arena_give_pool(c, p);
+    } else if (was_full) {
+        used_push_front(&c->pools, p);
+    }
+}
+
+void ms_pool_free_chain(struct ms_core *c, void *head)
+{
+    while (head != NULL) {
+        void *next = *(void **)head;
+        ms_pool_free_block(c, head);
+        head = next;
+    }
+}
+
+#ifdef MS_EXPENSIVE_CHECKS
+void ms_pools_check(struct ms_core *c)
+{
+    if (c->pools.used[0].next == NULL)
+        return;
+    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
+        struct ms_pool *s = &c->pools.used[cls];
+        for (struct ms_pool *p = s->next; p != s; p = p->next) {
+            if (p->next->prev != p || p->szidx != cls || p->count == 0 ||
+                p->count >= ms_class_nblocks(cls) || ms_pool_is_full(p) ||
+                ms_arenamap_get(p) != ms_arenamap_value(cls) || p->arena == NULL || p->arena->address == 0)
+                ms_check_fail("used pool list", __FILE__, __LINE__);
+            unsigned nfree = 0;
+            for (void *b = p->freeblock; b != NULL; b = *(void **)b) {
+                if (ms_pool_of(b) != p)
+                    ms_check_fail("pool free list leaves the pool", __FILE__, __LINE__);
+                nfree++;
+            }
+            unsigned carved = (p->nextoffset - MS_POOL_OVERHEAD) / (unsigned)ms_class_size(cls);
+            if (p->count + nfree != carved)
+                ms_check_fail("pool count", __FILE__, __LINE__);
+        }
+    }
+}
+#endif

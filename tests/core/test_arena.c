@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/* Arena ordering (fullest first, O(1) nfp2lasta), release and the keep-one rule. */
+#include <criterion/criterion.h>
+
+#include "arena.h"
+#include "core.h"
+#include "helpers.h"
+#include "pool.h"
+
+#define ASZ ((size_t)256 << 10)   /* 16 pools per arena */
+
+static struct ms_pool *take_pool(void)
+{
+    ms_core_lock(&ms_core);
+    struct ms_pool *p = ms_arena_take_pool(&ms_core);
+    ms_core_unlock(&ms_core);
+    cr_assert_not_null(p);
+    return p;
+}
+
+static void give_pool(struct ms_pool *p)
+{
+    ms_core_lock(&ms_core);
+    ms_arena_give_pool(&ms_core, p);
+    ms_core_unlock(&ms_core);
+}
+
+/* The usable list is sorted by free pools ascending, and nfp2lasta[n] is the last arena
+ * with n free pools; returns the list length. */
+static int check_order(void)
+{
+    struct ms_arenas *as = &ms_core.arenas;
+    int len = 0;
+    struct ms_arena *prev = NULL;
+    for (struct ms_arena *a = as->usable; a != NULL; prev = a, a = a->next, len++) {
+        cr_assert_eq(a->prev, prev);
+        if (prev != NULL)
+            cr_assert_leq(prev->nfreepools, a->nfreepools, "fullest first");
+        bool last = a->next == NULL || a->next->nfreepools != a->nfreepools;
+        cr_assert_eq(as->nfp2lasta[a->nfreepools] == a, last);
+    }
+    for (unsigned n = 0; n <= MS_MAX_POOLS_PER_ARENA; n++)
+        if (as->nfp2lasta[n] != NULL)
+            cr_assert_eq(as->nfp2lasta[n]->nfreepools, n);
+    return len;
+}
+
+Test(arena, ordering_release_and_keep_one)
+{
+    core_setup(ASZ, false);
+    struct ms_pool *pools[3][16];
+    for (int a = 0; a < 3; a++)
+        for (int i = 0; i < 16; i++)
+            pools[a][i] = take_pool();
+    cr_assert_eq(fake_arenas.nalloc, 3);
+    struct ms_arena *A = pools[0][0]->arena, *B = pools[1][0]->arena, *C = pools[2][0]->arena;
+    cr_assert(A != B && B != C);
+    cr_assert_eq(A->ntotalpools, 16);
+    cr_assert_null(ms_core.arenas.usable, "all full: nothing usable");
+
+    give_pool(pools[2][0]);
+    give_pool(pools[2][1]);          /* C: 2 free */
+    give_pool(pools[0][0]);          /* A: 1 free */
+    cr_assert_eq(check_order(), 2);
+    cr_assert_eq(ms_core.arenas.usable, A);
+    give_pool(pools[1][0]);          /* B: 1 free */
+    cr_assert_eq(check_order(), 3);
+    cr_assert_eq(ms_core.arenas.usable->nfreepools, 1);
+    give_pool(pools[0][1]);          /* A: 2 free, slides right past B */
+    check_order();
+    cr_assert_eq(ms_core.arenas.usable, B);
+    give_pool(pools[0][2]);          /* A: 3 free, now last */
+    check_order();
+    cr_assert_null(A->next);
+
+    /* New pools come from the fullest arena. */
+    struct ms_pool *p = take_pool();
+    cr_assert_eq(p->arena, B);
+    cr_assert_eq(fake_arenas.nalloc, 3, "no new arena while some has free pools");
+    give_pool(p);
+
+    /* A drains completely: it is the last usable arena, so it is kept. */
+    for (int i = 3; i < 16; i++)
+        give_pool(pools[0][i]);
+    check_order();
+    cr_assert_eq(A->nfreepools, 16);
+    cr_assert_eq(fake_arenas.nfree, 0, "one wholly free arena is kept");
+    cr_assert(ms_pymalloc_owns(pools[0][5]));
+
+    /* C drains completely too: it is not last (A is), so it goes back. */
+    for (int i = 2; i < 16; i++)
+        give_pool(pools[2][i]);
+    cr_assert_eq(fake_arenas.nfree, 1);
+    cr_assert_eq(C->address, 0);
+    cr_assert(!ms_pymalloc_owns(pools[2][5]), "released arena is no longer ours");
+    cr_assert_eq(check_order(), 2);
+    cr_assert_eq(ms_core.arenas.ncurrent, 2);
+
+    /* The kept arena is reused before a new one is mapped. */
+    for (int i = 0; i < 17; i++)
+        take_pool();
+    cr_assert_eq(fake_arenas.nalloc, 3);
+    check_order();
+}
+
+Test(arena, many_arenas_random_order)
+{
+    core_setup(ASZ, false);
+    enum { N = 16 * 20 };
+    static struct ms_pool *pools[N];
+    for (int i = 0; i < N; i++)
+        pools[i] = take_pool();
+    cr_assert_eq(fake_arenas.nalloc, 20);
+    unsigned seed = 12345;
+    for (int i = N - 1; i > 0; i--) {
+        seed = seed * 1103515245u + 12345u;
+        int j = (int)((seed >> 8) % (unsigned)(i + 1));
+        struct ms_pool *t = pools[i];
+        pools[i] = pools[j];
+        pools[j] = t;
+    }
+    for (int i = 0; i < N; i++) {
+        give_pool(pools[i]);
+        check_order();
+    }
+    cr_assert_eq(fake_arenas_live(), 1, "everything back except the one kept arena");
+}
+
+Test(arena, new_arena_failure_falls_back_to_lower)
+{
+    core_setup(ASZ, false);
+    fake_arenas.fail = true;
+    void *q = ms_pymalloc_malloc(NULL, 16);
+    cr_assert_not_null(q);
+    cr_assert(!ms_pymalloc_owns(q), "served by the lower allocator, as CPython does");
+    cr_assert_eq(fake_lower.nmalloc, 1);
+    cr_assert_eq(fake_lower.last_malloc_size, 16);
+    ms_pymalloc_free(NULL, q);
+    cr_assert_eq(fake_lower.nfree, 1);
+    fake_lower.fail = true;
+    cr_assert_null(ms_pymalloc_malloc(NULL, 16), "both out of memory");
+    fake_lower.fail = false;
+    fake_arenas.fail = false;
+    void *p = ms_pymalloc_malloc(NULL, 16);
+    cr_assert_not_null(p);
+    cr_assert(ms_pymalloc_owns(p));
+}

@@ -12,7 +12,9 @@
  *   memalign(ctx, alignment, size): alignment is a power of two >= sizeof(void *);
  *   usable_size(ctx, p) >= the size asked for p, and all of it is writable;
  *   free(ctx, NULL) does nothing.
- * Failure is a NULL return; errno is the shim's business (it sets ENOMEM), not the layers'.
+ * Failure is a NULL return.  errno is the shim's business, with one exception: a bottom
+ * allocator (the C library, mimalloc) leaves errno == ENOMEM when it fails, as glibc does,
+ * so that the default route can return pymalloc's result without a check of its own.
  * Every pointer returned by any function can be given to free, realloc and usable_size.
  *
  * Never: allocate through the interposed malloc, print, or read the environment.

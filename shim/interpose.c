@@ -25,18 +25,20 @@ static inline void *fail_enomem(void)
     return NULL;
 }
 
+/* On the PYMALLOC route a NULL can only come from the lower allocator (pymalloc falls back
+ * to it when it cannot get an arena), which has set errno to ENOMEM already; so malloc and
+ * calloc tail-call pymalloc without a frame of their own. */
 MS_EXPORT void *malloc(size_t size)
 {
-    enum ms_route r = ms_shim_route();
-    void *p = MS_LIKELY(r == MS_ROUTE_PYMALLOC) ? ms_pymalloc_malloc(NULL, size)
-                                                : ms_route_malloc(MS_API_C, size);
+    if (MS_LIKELY(ms_shim_route() == MS_ROUTE_PYMALLOC))
+        return ms_pymalloc_malloc(NULL, size);
+    void *p = ms_route_malloc(MS_API_C, size);
     return MS_LIKELY(p != NULL) ? p : fail_enomem();
 }
 
 MS_EXPORT void free(void *ptr)
 {
-    enum ms_route r = ms_shim_route();
-    if (MS_LIKELY(r == MS_ROUTE_PYMALLOC))
+    if (MS_LIKELY(ms_shim_route() == MS_ROUTE_PYMALLOC))
         ms_pymalloc_free(NULL, ptr);
     else
         ms_route_free(MS_API_C, ptr);
@@ -47,6 +49,8 @@ MS_EXPORT void *calloc(size_t nelem, size_t elsize)
     size_t total;
     if (__builtin_mul_overflow(nelem, elsize, &total))
         return fail_enomem();
+    if (MS_LIKELY(ms_shim_route() == MS_ROUTE_PYMALLOC))
+        return ms_pymalloc_calloc(NULL, nelem, elsize);
     void *p = ms_route_calloc(MS_API_C, nelem, elsize);
     return p ? p : fail_enomem();
 }

@@ -10,6 +10,7 @@
 #include "mimalloc.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -37,10 +38,19 @@ static size_t at_least_16(size_t size)
     return size < 16 ? 16 : size;
 }
 
+/* mimalloc 2.0 leaves errno alone when it fails; the shim's default route relies on the
+ * bottom allocator setting ENOMEM (allocator.h). */
+static void *or_enomem(void *p)
+{
+    if (p == NULL)
+        errno = ENOMEM;
+    return p;
+}
+
 static void *mi_malloc_ctx(void *ctx, size_t size)
 {
     (void)ctx;
-    return mi.malloc(at_least_16(size));
+    return or_enomem(mi.malloc(at_least_16(size)));
 }
 
 static void *mi_calloc_ctx(void *ctx, size_t nelem, size_t elsize)
@@ -48,8 +58,8 @@ static void *mi_calloc_ctx(void *ctx, size_t nelem, size_t elsize)
     (void)ctx;
     size_t total;
     if (__builtin_mul_overflow(nelem, elsize, &total))
-        return NULL;
-    return mi.calloc(at_least_16(total), 1);
+        return or_enomem(NULL);
+    return or_enomem(mi.calloc(at_least_16(total), 1));
 }
 
 static void *mi_realloc_ctx(void *ctx, void *ptr, size_t new_size)
@@ -58,7 +68,7 @@ static void *mi_realloc_ctx(void *ctx, void *ptr, size_t new_size)
     if (ptr != NULL && !is_mimalloc_block(ptr))
         return __libc_realloc(ptr, new_size ? new_size : 1);
     /* mi_realloc(p, 0) keeps a block (unlike glibc), as the layers' contract wants. */
-    return mi.realloc(ptr, at_least_16(new_size));
+    return or_enomem(mi.realloc(ptr, at_least_16(new_size)));
 }
 
 static void mi_free_ctx(void *ctx, void *ptr)
@@ -80,7 +90,7 @@ static void *mi_memalign_ctx(void *ctx, size_t alignment, size_t size)
      * mi_malloc_aligned(512, 256) gave ...780).  One more byte takes the exact path. */
     if (size % alignment == 0 && size < SIZE_MAX)
         size++;
-    return mi.malloc_aligned(at_least_16(size), alignment);
+    return or_enomem(mi.malloc_aligned(at_least_16(size), alignment));
 }
 
 static size_t mi_usable_size_ctx(void *ctx, void *ptr)

@@ -5,9 +5,9 @@
  * blocks parked in the quarantine (quarantine.c).  Layout in debug_layout.h, messages in
  * diag.c.
  *
- * The rule that makes double and invalid frees reliable: a pointer's state changes only
- * through ms_livetab_claim under its shard lock, so of two racing frees exactly one wins,
- * and memory around a pointer is read only once the table has vouched for it.
+ * The rule that makes double and invalid frees reliable: a block leaves the live table
+ * only through ms_livetab_claim under its shard lock, so of two racing frees exactly one
+ * wins, and memory around a pointer is read only once the table has vouched for it.
  *
  * Hot path: one table insert per malloc, one claim per free plus one quarantine push (and
  * the verification of the block that leaves).  Never calls the interposed malloc, stdio
@@ -87,34 +87,49 @@ static void check_or_die(enum ms_diag_op op, char api, const struct ms_livetab_e
 
 /* ---- pointers the table does not vouch for ----------------------------------------- */
 
+struct containing {
+    uintptr_t addr;
+    uint64_t serial;
+};
+
+/* Runs under the shard lock, so the block cannot be freed while its trailer is read. */
 static bool contains(const struct ms_livetab_entry *e, void *arg)
 {
-    uintptr_t a = *(const uintptr_t *)arg;
-    return a >= ms_livetab_base(e) && a < ms_livetab_end(e);
+    struct containing *c = arg;
+    if (c->addr < ms_livetab_base(e) || c->addr >= ms_livetab_end(e))
+        return false;
+    c->serial = ms_layout_get_be((const uint8_t *)e->p + ms_livetab_size(e) + MS_DEBUG_S);
+    return true;
 }
 
-/* p is not a live block: say what it is, and abort.  st and e come from the claim. */
-static _Noreturn void bad_pointer(enum ms_diag_op op, void *ptr, enum ms_livetab_state st,
-                                  const struct ms_livetab_entry *e)
+/* p is not a live block: say what it is, and abort.  The slow scans are fine here. */
+static _Noreturn void bad_pointer(enum ms_diag_op op, void *ptr)
 {
     uintptr_t a = (uintptr_t)ptr;
-    if (st == MS_LIVETAB_IN_QUARANTINE) {
-        struct ms_quarantine_rec r;
-        bool known = ms_quarantine_find(a, &r);
-        ms_diag_double_free(&S.cfg, op, e, known ? &r : NULL);
+    struct ms_quarantine_rec r;
+    bool in_freed = ms_quarantine_find(a, &r);
+    if (in_freed && r.e.p == a)
+        ms_diag_double_free(&S.cfg, op, &r);
+    struct ms_diag_where where = { .container = &r.e, .serial = r.serial, .freed = true };
+    struct ms_livetab_entry live;
+    struct containing c = { .addr = a };
+    if (ms_livetab_walk(contains, &c, &live)) {
+        where.container = &live;
+        where.serial = c.serial;
+        where.freed = false;
     }
-    struct ms_livetab_entry container;
-    if (ms_livetab_walk(contains, &a, &container))
-        ms_diag_invalid_pointer(&S.cfg, op, ptr, MS_DIAG_INVALID_INTERIOR, &container, NULL);
-    struct ms_addrinfo where;
-    ms_addrkind_classify(ptr, &where);
-    if (where.kind == MS_ADDR_STACK)
-        ms_diag_invalid_pointer(&S.cfg, op, ptr, MS_DIAG_INVALID_STACK, NULL, NULL);
-    if (where.kind == MS_ADDR_IMAGE)
-        ms_diag_invalid_pointer(&S.cfg, op, ptr, MS_DIAG_INVALID_IMAGE, NULL, &where);
+    if (where.container == &live || in_freed)
+        ms_diag_invalid_pointer(&S.cfg, op, ptr, MS_DIAG_INVALID_INTERIOR, &where);
+    struct ms_addrinfo module;
+    ms_addrkind_classify(ptr, &module);
+    where.module = &module;
+    if (module.kind == MS_ADDR_STACK)
+        ms_diag_invalid_pointer(&S.cfg, op, ptr, MS_DIAG_INVALID_STACK, &where);
+    if (module.kind == MS_ADDR_IMAGE)
+        ms_diag_invalid_pointer(&S.cfg, op, ptr, MS_DIAG_INVALID_IMAGE, &where);
     ms_diag_invalid_pointer(&S.cfg, op, ptr,
                             (a & 15) ? MS_DIAG_INVALID_MISALIGNED : MS_DIAG_INVALID_UNKNOWN,
-                            NULL, NULL);
+                            &where);
 }
 
 static bool is_foreign(void *ptr, size_t *size)
@@ -133,7 +148,7 @@ static void *publish(uint8_t *base, uint8_t *p, size_t n, char api, unsigned ali
 {
     ms_layout_decorate(p, n, api, serial);
     struct ms_livetab_entry e = {
-        .p = (uintptr_t)p, .meta = ms_livetab_meta(n, api, align_log2), .serial = serial,
+        .p = (uintptr_t)p, .meta = ms_livetab_meta(n, api, align_log2),
     };
     if (ms_livetab_insert(&e) != 0) {
         S.cfg.lower.free(S.cfg.lower.ctx, base);
@@ -193,33 +208,37 @@ static void *debug_memalign(void *ctx, size_t alignment, size_t n)
 
 /* ---- freeing blocks and the quarantine --------------------------------------------- */
 
+static size_t first_dirty(const struct ms_quarantine_rec *r)
+{
+    uintptr_t base = ms_livetab_base(&r->e);
+    return ms_layout_first_not((const uint8_t *)base, ms_livetab_end(&r->e) - base,
+                               MS_DEADBYTE);
+}
+
 /* A block leaving the quarantine must still be all DEADBYTE; then it goes to lower. */
 static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op op)
 {
     for (size_t i = 0; i < n; i++) {
-        size_t bad = ms_layout_first_not((const uint8_t *)v[i].base, v[i].extent,
-                                         MS_DEADBYTE);
-        if (bad != v[i].extent) {
-            struct ms_livetab_entry e;
-            ms_livetab_lookup(v[i].p, &e);
-            ms_diag_write_after_free(&S.cfg, op, &e, &v[i], v[i].base + bad);
-        }
-        ms_livetab_remove(v[i].p);
-        S.cfg.lower.free(S.cfg.lower.ctx, (void *)v[i].base);
+        uintptr_t base = ms_livetab_base(&v[i].e);
+        size_t bad = first_dirty(&v[i]);
+        if (base + bad != ms_livetab_end(&v[i].e))
+            ms_diag_write_after_free(&S.cfg, op, &v[i], base + bad);
+        S.cfg.lower.free(S.cfg.lower.ctx, (void *)base);
     }
 }
 
-/* e has been claimed (marked quarantined when there is a quarantine, else removed):
- * fill it with DEADBYTE and park it, or hand it straight back. */
+/* e has left the live table: fill it with DEADBYTE and park it, or hand it straight
+ * back when there is no quarantine (or it is bigger than the whole budget). */
 static void retire(const struct ms_livetab_entry *e)
 {
     uintptr_t base = ms_livetab_base(e);
     size_t extent = ms_livetab_end(e) - base;
     size_t budget = S.cfg.quarantine_bytes;
+    uint64_t serial = ms_layout_get_be((const uint8_t *)e->p + ms_livetab_size(e) + MS_DEBUG_S);
     memset((void *)base, MS_DEADBYTE, extent);
     if (budget != 0 && extent <= budget) {
         struct ms_quarantine_rec rec = {
-            .base = base, .extent = extent, .p = e->p,
+            .e = *e, .serial = serial,
             .freed_after = atomic_load_explicit(&S.serial, memory_order_relaxed),
         };
         struct ms_quarantine_rec victims[VICTIM_BATCH];
@@ -233,8 +252,6 @@ static void retire(const struct ms_livetab_entry *e)
             return;
         }
     }
-    if (budget != 0)
-        ms_livetab_remove(e->p);  /* too big for the quarantine, or no room in the ring */
     S.cfg.lower.free(S.cfg.lower.ctx, (void *)base);
 }
 
@@ -244,15 +261,13 @@ static void debug_free(void *ctx, void *ptr)
         return;
     char api = api_of(ctx);
     struct ms_livetab_entry e;
-    enum ms_livetab_state st =
-        ms_livetab_claim((uintptr_t)ptr, S.cfg.quarantine_bytes != 0, &e);
-    if (st != MS_LIVETAB_LIVE) {
+    if (!ms_livetab_claim((uintptr_t)ptr, &e)) {
         size_t size;
-        if (st == MS_LIVETAB_ABSENT && is_foreign(ptr, &size)) {
+        if (is_foreign(ptr, &size)) {
             S.cfg.foreign_free(ptr);
             return;
         }
-        bad_pointer(MS_DIAG_FREE, ptr, st, &e);
+        bad_pointer(MS_DIAG_FREE, ptr);
     }
     check_or_die(MS_DIAG_FREE, api, &e);
     retire(&e);
@@ -271,10 +286,6 @@ static void *realloc_by_copy(char api, struct ms_livetab_entry *e, size_t n)
     }
     size_t old = ms_livetab_size(e);
     memcpy(q, (const void *)e->p, old < n ? old : n);
-    if (S.cfg.quarantine_bytes != 0) {
-        e->meta |= MS_LIVETAB_QUARANTINED;
-        ms_livetab_insert(e);
-    }
     retire(e);
     return q;
 }
@@ -302,12 +313,11 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
         return alloc_block(api, n, false);
     struct ms_livetab_entry e;
     /* Out of the table before lower may free the address for another thread to reuse. */
-    enum ms_livetab_state st = ms_livetab_claim((uintptr_t)ptr, false, &e);
-    if (st != MS_LIVETAB_LIVE) {
+    if (!ms_livetab_claim((uintptr_t)ptr, &e)) {
         size_t old;
-        if (st == MS_LIVETAB_ABSENT && is_foreign(ptr, &old))
+        if (is_foreign(ptr, &old))
             return realloc_foreign(api, ptr, old, n);
-        bad_pointer(MS_DIAG_REALLOC, ptr, st, &e);
+        bad_pointer(MS_DIAG_REALLOC, ptr);
     }
     check_or_die(MS_DIAG_REALLOC, api, &e);
     if (n > MS_DEBUG_MAX_REQUEST) {
@@ -321,6 +331,7 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
     uint8_t *head = data - MS_DEBUG_HEAD;
     size_t old = ms_livetab_size(&e);
     uint8_t *tail = data + old;
+    uint64_t serial = ms_layout_get_be(tail + MS_DEBUG_S);
     uint8_t save[2 * ERASED_SIZE];
     if (old <= sizeof save) {
         memcpy(save, data, old);
@@ -333,7 +344,6 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
     }
 
     uint8_t *r = S.cfg.lower.realloc(S.cfg.lower.ctx, head, n + MS_DEBUG_OVERHEAD);
-    uint64_t serial = e.serial;
     size_t now = n;
     if (r == NULL)
         now = old;
@@ -358,9 +368,7 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
     }
     if (now > old)
         memset(data + old, MS_CLEANBYTE, now - old);
-    struct ms_livetab_entry ne = {
-        .p = (uintptr_t)data, .meta = ms_livetab_meta(now, api, 0), .serial = serial,
-    };
+    struct ms_livetab_entry ne = { .p = (uintptr_t)data, .meta = ms_livetab_meta(now, api, 0) };
     /* Insert fails only when a shard is full and the OS refuses memory: the block is then
      * left untracked rather than losing the program's data. */
     ms_livetab_insert(&ne);
@@ -376,7 +384,7 @@ static size_t debug_usable_size(void *ctx, void *ptr)
     size_t size;
     if (ptr == NULL)
         return 0;
-    if (ms_livetab_lookup((uintptr_t)ptr, &e) == MS_LIVETAB_LIVE)
+    if (ms_livetab_lookup((uintptr_t)ptr, &e))
         return ms_livetab_size(&e);
     return is_foreign(ptr, &size) ? size : 0;
 }
@@ -385,8 +393,6 @@ static size_t debug_usable_size(void *ctx, void *ptr)
 
 static bool live_is_bad(const struct ms_livetab_entry *e, void *arg)
 {
-    if (e->meta & MS_LIVETAB_QUARANTINED)
-        return false;
     enum ms_diag_bad *bad = arg;
     *bad = check_block(e, ms_livetab_api(e));
     return *bad != MS_DIAG_OK;
@@ -395,7 +401,7 @@ static bool live_is_bad(const struct ms_livetab_entry *e, void *arg)
 static bool freed_is_dirty(const struct ms_quarantine_rec *r, void *arg)
 {
     (void)arg;
-    return ms_layout_first_not((const uint8_t *)r->base, r->extent, MS_DEADBYTE) != r->extent;
+    return ms_livetab_base(&r->e) + first_dirty(r) != ms_livetab_end(&r->e);
 }
 
 static void check_live(enum ms_diag_op op)
@@ -409,12 +415,8 @@ static void check_live(enum ms_diag_op op)
 static void check_quarantine(enum ms_diag_op op)
 {
     struct ms_quarantine_rec r;
-    if (ms_quarantine_walk(freed_is_dirty, NULL, &r)) {
-        struct ms_livetab_entry e;
-        ms_livetab_lookup(r.p, &e);
-        size_t bad = ms_layout_first_not((const uint8_t *)r.base, r.extent, MS_DEADBYTE);
-        ms_diag_write_after_free(&S.cfg, op, &e, &r, r.base + bad);
-    }
+    if (ms_quarantine_walk(freed_is_dirty, NULL, &r))
+        ms_diag_write_after_free(&S.cfg, op, &r, ms_livetab_base(&r.e) + first_dirty(&r));
 }
 
 void ms_debug_check_heap(void)
@@ -460,7 +462,7 @@ static void fork_child(void)
 
 int ms_debug_init(const struct ms_debug_config *cfg)
 {
-    if (ms_livetab_count() != 0 || ms_livetab_init() != 0)
+    if (ms_livetab_count() != 0 || ms_quarantine_count() != 0 || ms_livetab_init() != 0)
         return -1;
     S.cfg = *cfg;
     ms_quarantine_configure(cfg->quarantine_bytes);
@@ -497,7 +499,7 @@ struct ms_allocator ms_debug_allocator(char api_id)
 bool ms_debug_owns(const void *p)
 {
     struct ms_livetab_entry e;
-    return p != NULL && ms_livetab_lookup((uintptr_t)p, &e) == MS_LIVETAB_LIVE;
+    return p != NULL && ms_livetab_lookup((uintptr_t)p, &e);
 }
 
 uint64_t ms_debug_serialno(void)
@@ -507,7 +509,7 @@ uint64_t ms_debug_serialno(void)
 
 void ms_debug_get_stats(struct ms_debug_stats *out)
 {
+    out->live_blocks = ms_livetab_count();
     out->quarantine_blocks = ms_quarantine_count();
     out->quarantine_bytes = ms_quarantine_bytes();
-    out->live_blocks = ms_livetab_count() - out->quarantine_blocks;
 }

@@ -166,7 +166,7 @@ static void dump_live(struct ms_out *o, const struct ms_livetab_entry *e)
         ms_out_str(o, " bytes for this block.\n");
     }
     pads(o, p + real, MS_DEBUG_S, false);
-    made_by(o, e->serial);
+    made_by(o, ms_layout_get_be(p + real + MS_DEBUG_S));
     ms_out_str(o, ".\n");
     data_line(o, p, real);
     ms_out_char(o, '\n');
@@ -216,29 +216,24 @@ static void rel(struct ms_out *o, uintptr_t at, uintptr_t p)
     }
 }
 
-static void freed_heading(struct ms_out *o, const struct ms_livetab_entry *e,
-                          const struct ms_quarantine_rec *r)
+static void freed_heading(struct ms_out *o, const struct ms_quarantine_rec *r)
 {
-    heading(o, (const void *)e->p);
-    api_tail(o, ms_livetab_api(e));
-    requested(o, ms_livetab_size(e));
-    made_by(o, e->serial);
-    if (r != NULL) {
-        ms_out_str(o, " and freed after call #");
-        ms_out_udec(o, r->freed_after, 0);
-        ms_out_str(o, ".\n");
-    } else {
-        ms_out_str(o, " and freed.\n");
-    }
+    heading(o, (const void *)r->e.p);
+    api_tail(o, ms_livetab_api(&r->e));
+    requested(o, ms_livetab_size(&r->e));
+    made_by(o, r->serial);
+    ms_out_str(o, " and freed after call #");
+    ms_out_udec(o, r->freed_after, 0);
+    ms_out_str(o, ".\n");
 }
 
 void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
-                              const struct ms_livetab_entry *e,
                               const struct ms_quarantine_rec *r, uintptr_t bad_at)
 {
     struct ms_out o;
+    const struct ms_livetab_entry *e = &r->e;
     begin(&o, cfg);
-    freed_heading(&o, e, r);
+    freed_heading(&o, r);
     ms_out_str(&o, "    It was written to after it was freed: the byte at ");
     rel(&o, bad_at, e->p);
     ms_out_str(&o, " is ");
@@ -250,11 +245,11 @@ void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op
 }
 
 void ms_diag_double_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
-                         const struct ms_livetab_entry *e, const struct ms_quarantine_rec *r)
+                         const struct ms_quarantine_rec *r)
 {
     struct ms_out o;
     begin(&o, cfg);
-    freed_heading(&o, e, r);
+    freed_heading(&o, r);
     if (op == MS_DIAG_REALLOC)
         ms_out_str(&o, "    It is in the quarantine: realloc was called on a block that "
                        "was already freed.\n\n");
@@ -266,8 +261,7 @@ void ms_diag_double_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
 
 void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op op,
                              const void *p, enum ms_diag_invalid kind,
-                             const struct ms_livetab_entry *container,
-                             const struct ms_addrinfo *where)
+                             const struct ms_diag_where *where)
 {
     struct ms_out o;
     const char *what = "an unknown pointer";
@@ -281,15 +275,16 @@ void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op 
         break;
     case MS_DIAG_INVALID_IMAGE:
         ms_out_str(&o, "    p is in the image of ");
-        ms_out_str(&o, where->module[0] ? where->module : "the main program");
+        ms_out_str(&o, where->module->module[0] ? where->module->module : "the main program");
         ms_out_str(&o, " at offset ");
-        ms_out_ptr(&o, (const void *)where->offset);
+        ms_out_ptr(&o, (const void *)where->module->offset);
         ms_out_str(&o, " (a global, a static or a constant).\n");
         what = "a global address";
         break;
     case MS_DIAG_INVALID_INTERIOR: {
+        const struct ms_livetab_entry *container = where->container;
         uintptr_t q = container->p;
-        bool freed = (container->meta & MS_LIVETAB_QUARANTINED) != 0;
+        bool freed = where->freed;
         ms_out_str(&o, "    p is ");
         ms_out_udec(&o, (uintptr_t)p >= q ? (uintptr_t)p - q : q - (uintptr_t)p, 0);
         ms_out_str(&o, (uintptr_t)p >= q ? " bytes inside the " : " bytes in front of the ");
@@ -298,7 +293,7 @@ void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op 
         ms_out_str(&o, " (");
         ms_out_udec(&o, ms_livetab_size(container), 0);
         ms_out_str(&o, " bytes, made by call #");
-        ms_out_udec(&o, container->serial, 0);
+        ms_out_udec(&o, where->serial, 0);
         ms_out_str(&o, " to debug malloc/realloc).\n");
         what = "an interior pointer";
         break;

@@ -12,6 +12,7 @@
 #ifndef MS_DIAG_H
 #define MS_DIAG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,19 +57,25 @@ _Noreturn void ms_diag_bad_block(const struct ms_debug_config *cfg, enum ms_diag
 /* A quarantined block is not all DEADBYTE any more; bad_at is the first modified byte. */
 _Noreturn void ms_diag_write_after_free(const struct ms_debug_config *cfg,
                                         enum ms_diag_op op,
-                                        const struct ms_livetab_entry *e,
                                         const struct ms_quarantine_rec *r, uintptr_t bad_at);
 
-/* free or realloc of a block that is in the quarantine; r may be NULL (record gone). */
+/* free or realloc of a block that is in the quarantine. */
 _Noreturn void ms_diag_double_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
-                                   const struct ms_livetab_entry *e,
                                    const struct ms_quarantine_rec *r);
 
-/* free or realloc of p that is no block of the layer.  container: the block p points
- * into (MS_DIAG_INVALID_INTERIOR); where: the module (MS_DIAG_INVALID_IMAGE). */
+/* What an invalid pointer was found to be: the block it points into (kind
+ * MS_DIAG_INVALID_INTERIOR; freed says whether that block is in the quarantine), or the
+ * module it lies in (MS_DIAG_INVALID_IMAGE). */
+struct ms_diag_where {
+    const struct ms_livetab_entry *container;
+    uint64_t serial;            /* the container's */
+    bool freed;
+    const struct ms_addrinfo *module;
+};
+
+/* free or realloc of p that is no block of the layer. */
 _Noreturn void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op op,
                                        const void *p, enum ms_diag_invalid kind,
-                                       const struct ms_livetab_entry *container,
-                                       const struct ms_addrinfo *where);
+                                       const struct ms_diag_where *where);
 
 #endif

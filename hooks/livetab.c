@@ -2,23 +2,23 @@
 /*
  * The live-block table (see livetab.h).  Sharding keeps threads that allocate at the same
  * time off each other's locks; open addressing keeps a lookup to about one cache line
- * (24-byte entries, load factor <= 3/4, so ~32 bytes per block instead of the ~72 of a
- * chained table with nodes: the table is the debug mode's main RSS cost over CPython's).
+ * (16-byte entries, load factor 3/8..3/4, so 21-43 bytes per block instead of the ~72 of
+ * a chained table with nodes: the table is the debug mode's main RSS cost over CPython's,
+ * and its cache misses are the main time cost, so it is kept small).
  *
  * Hot path.  Never calls malloc (tables come from ms_os_map), never prints.
  */
 #include "livetab.h"
 
-#include <pthread.h>
-
 #include "os.h"
+#include "spinlock.h"
 
 #define SHARD_BITS 6
 #define NSHARDS (1u << SHARD_BITS)
-#define INITIAL_SLOTS 256u
+#define INITIAL_SLOTS 64u
 
 struct shard {
-    pthread_mutex_t lock;
+    struct ms_spin lock;
     struct ms_livetab_entry *slots;   /* NULL until the first insert */
     size_t mask;                      /* slots - 1 */
     size_t count;
@@ -27,7 +27,7 @@ struct shard {
 static struct livetab_state {
     struct shard shards[NSHARDS];
 } T = {
-    .shards = { [0 ... NSHARDS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER } },
+    .shards = { [0 ... NSHARDS - 1] = { .lock = MS_SPIN_INIT } },
 };
 
 /* Blocks are 16-byte aligned, so the low 4 bits carry nothing; the finaliser spreads the
@@ -124,18 +124,13 @@ static void erase(struct shard *s, size_t i)
     s->count--;
 }
 
-static enum ms_livetab_state state_of(const struct ms_livetab_entry *e)
-{
-    return (e->meta & MS_LIVETAB_QUARANTINED) ? MS_LIVETAB_IN_QUARANTINE : MS_LIVETAB_LIVE;
-}
-
 int ms_livetab_init(void)
 {
     for (unsigned k = 0; k < NSHARDS; k++) {
         struct shard *s = &T.shards[k];
-        pthread_mutex_lock(&s->lock);
+        ms_spin_lock(&s->lock);
         int rc = s->slots == NULL ? shard_alloc(s, INITIAL_SLOTS) : 0;
-        pthread_mutex_unlock(&s->lock);
+        ms_spin_unlock(&s->lock);
         if (rc != 0)
             return -1;
     }
@@ -146,55 +141,41 @@ int ms_livetab_insert(const struct ms_livetab_entry *e)
 {
     struct shard *s = shard_of(hash_ptr(e->p));
     int rc = 0;
-    pthread_mutex_lock(&s->lock);
+    ms_spin_lock(&s->lock);
     if (s->slots == NULL)
         rc = shard_alloc(s, INITIAL_SLOTS);
     else if ((s->count + 1) * 4 > (s->mask + 1) * 3 && grow(s) != 0)
         rc = s->count + 1 < s->mask ? 0 : -1;   /* keep one slot empty: probes end */
     if (rc == 0)
         place(s, e);
-    pthread_mutex_unlock(&s->lock);
+    ms_spin_unlock(&s->lock);
     return rc;
 }
 
-enum locate_mode { LOOK, MARK_QUARANTINED, REMOVE_LIVE, REMOVE_ANY };
-
-/* Find p under its shard lock, copy its entry out, and change it as mode says. */
-static enum ms_livetab_state locate(uintptr_t p, enum locate_mode mode,
-                                    struct ms_livetab_entry *out)
+/* Find p under its shard lock, copy its entry out, and remove it if asked. */
+static bool locate(uintptr_t p, bool remove, struct ms_livetab_entry *out)
 {
     uint64_t h = hash_ptr(p);
     struct shard *s = shard_of(h);
-    enum ms_livetab_state st = MS_LIVETAB_ABSENT;
-    pthread_mutex_lock(&s->lock);
+    ms_spin_lock(&s->lock);
     size_t i = find(s, p, h);
     if (i != SIZE_MAX) {
         *out = s->slots[i];
-        st = state_of(out);
-        if (mode == REMOVE_ANY || (mode == REMOVE_LIVE && st == MS_LIVETAB_LIVE))
+        if (remove)
             erase(s, i);
-        else if (mode == MARK_QUARANTINED && st == MS_LIVETAB_LIVE)
-            s->slots[i].meta |= MS_LIVETAB_QUARANTINED;
     }
-    pthread_mutex_unlock(&s->lock);
-    return st;
+    ms_spin_unlock(&s->lock);
+    return i != SIZE_MAX;
 }
 
-enum ms_livetab_state ms_livetab_claim(uintptr_t p, bool to_quarantine,
-                                       struct ms_livetab_entry *out)
+bool ms_livetab_claim(uintptr_t p, struct ms_livetab_entry *out)
 {
-    return locate(p, to_quarantine ? MARK_QUARANTINED : REMOVE_LIVE, out);
+    return locate(p, true, out);
 }
 
-void ms_livetab_remove(uintptr_t p)
+bool ms_livetab_lookup(uintptr_t p, struct ms_livetab_entry *out)
 {
-    struct ms_livetab_entry e;
-    locate(p, REMOVE_ANY, &e);
-}
-
-enum ms_livetab_state ms_livetab_lookup(uintptr_t p, struct ms_livetab_entry *out)
-{
-    return locate(p, LOOK, out);
+    return locate(p, false, out);
 }
 
 bool ms_livetab_walk(bool (*fn)(const struct ms_livetab_entry *e, void *arg), void *arg,
@@ -203,14 +184,14 @@ bool ms_livetab_walk(bool (*fn)(const struct ms_livetab_entry *e, void *arg), vo
     for (unsigned k = 0; k < NSHARDS; k++) {
         struct shard *s = &T.shards[k];
         bool hit = false;
-        pthread_mutex_lock(&s->lock);
+        ms_spin_lock(&s->lock);
         for (size_t i = 0; s->slots != NULL && i <= s->mask && !hit; i++) {
             if (s->slots[i].p != 0 && fn(&s->slots[i], arg)) {
                 *found = s->slots[i];
                 hit = true;
             }
         }
-        pthread_mutex_unlock(&s->lock);
+        ms_spin_unlock(&s->lock);
         if (hit)
             return true;
     }
@@ -221,9 +202,9 @@ size_t ms_livetab_count(void)
 {
     size_t n = 0;
     for (unsigned k = 0; k < NSHARDS; k++) {
-        pthread_mutex_lock(&T.shards[k].lock);
+        ms_spin_lock(&T.shards[k].lock);
         n += T.shards[k].count;
-        pthread_mutex_unlock(&T.shards[k].lock);
+        ms_spin_unlock(&T.shards[k].lock);
     }
     return n;
 }
@@ -231,18 +212,18 @@ size_t ms_livetab_count(void)
 void ms_livetab_fork_prepare(void)
 {
     for (unsigned k = 0; k < NSHARDS; k++)
-        pthread_mutex_lock(&T.shards[k].lock);
+        ms_spin_lock(&T.shards[k].lock);
 }
 
 void ms_livetab_fork_parent(void)
 {
     for (unsigned k = NSHARDS; k-- > 0;)
-        pthread_mutex_unlock(&T.shards[k].lock);
+        ms_spin_unlock(&T.shards[k].lock);
 }
 
-/* The child has one thread and every lock was held by it at fork(): start them afresh. */
+/* The child has one thread and every lock was held by the forking one: start afresh. */
 void ms_livetab_fork_child(void)
 {
     for (unsigned k = 0; k < NSHARDS; k++)
-        pthread_mutex_init(&T.shards[k].lock, NULL);
+        ms_spin_init(&T.shards[k].lock);
 }

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The debug layer's table of the blocks it handed out (live) or holds in quarantine,
- * keyed by the program's pointer p.  It is what lets the layer decide by address whether p
- * is one of its blocks, so it never reads memory in front of a pointer it does not know
- * (double and invalid frees), and it keeps the real size and extent of every block, so a
- * corrupted header cannot send a check or the dump out of the block (gh-112140).
+ * The debug layer's table of the live blocks it handed out, keyed by the program's
+ * pointer p (freed blocks leave it; the quarantine keeps their records).  It is what
+ * lets the layer decide by address whether p is one of its blocks, so it never reads
+ * memory in front of a pointer it does not know (double and invalid frees), and it keeps
+ * the real size and extent of every block, so a corrupted header cannot send a check or
+ * the dump out of the block (gh-112140).
  *
  * 64 shards, each an open-addressing hash table (linear probing, backward-shift deletion)
- * of 24-byte entries behind its own mutex; tables grow by doubling, memory from ms_os_map.
+ * of 16-byte entries behind its own spinlock; tables grow by doubling, memory from ms_os_map.
  * Every operation is O(1) expected except the walks (error paths and exit checks).
  * Thread-safe; fork-safe through ms_livetab_fork_* (called by the debug layer's atfork
  * handlers).  Never allocates through malloc, never prints.  Hot path.
@@ -23,18 +24,12 @@
 #define MS_LIVETAB_SIZE_MASK (((uint64_t)1 << MS_LIVETAB_SIZE_BITS) - 1)
 #define MS_LIVETAB_API_SHIFT 48
 #define MS_LIVETAB_ALIGN_SHIFT 56            /* log2 of the alignment, 0: plain block */
-#define MS_LIVETAB_QUARANTINED ((uint64_t)1 << 62)
 
+/* 16 bytes: four to a cache line.  The serial number is not here: it is in the block's
+ * trailer (CPython reads it there too), and in the quarantine record once freed. */
 struct ms_livetab_entry {
     uintptr_t p;        /* the program's pointer; 0 marks an empty slot */
-    uint64_t meta;      /* size | api << 48 | log2(alignment) << 56 | quarantined bit */
-    uint64_t serial;    /* the serial number the block was made with */
-};
-
-enum ms_livetab_state {
-    MS_LIVETAB_ABSENT = 0,
-    MS_LIVETAB_LIVE,
-    MS_LIVETAB_IN_QUARANTINE,
+    uint64_t meta;      /* size | api << 48 | log2(alignment) << 56 */
 };
 
 static inline uint64_t ms_livetab_meta(size_t size, char api, unsigned align_log2)
@@ -78,17 +73,12 @@ int ms_livetab_init(void);
 /* Add a block (e->p must not be present).  0, or -1 when the table cannot grow. */
 int ms_livetab_insert(const struct ms_livetab_entry *e);
 
-/* The free/realloc choke point.  Finds p; if it is live, either marks it quarantined
- * (to_quarantine) or removes it.  Copies the entry to *out whenever p is present and
- * returns the state p was in before the call. */
-enum ms_livetab_state ms_livetab_claim(uintptr_t p, bool to_quarantine,
-                                       struct ms_livetab_entry *out);
+/* The free/realloc choke point: remove p and copy its entry to *out.  false if p is not
+ * a live block (of two racing frees of p, exactly one gets true). */
+bool ms_livetab_claim(uintptr_t p, struct ms_livetab_entry *out);
 
-/* Remove p whatever its state (a block leaving the quarantine). */
-void ms_livetab_remove(uintptr_t p);
-
-/* Copy p's entry to *out; returns its state. */
-enum ms_livetab_state ms_livetab_lookup(uintptr_t p, struct ms_livetab_entry *out);
+/* Copy p's entry to *out; false if p is not a live block. */
+bool ms_livetab_lookup(uintptr_t p, struct ms_livetab_entry *out);
 
 /* Call fn on every entry, shard by shard, with that shard locked (fn must not call back
  * into the table or allocate).  Stops when fn returns true, leaves that entry in *found
@@ -96,7 +86,7 @@ enum ms_livetab_state ms_livetab_lookup(uintptr_t p, struct ms_livetab_entry *ou
 bool ms_livetab_walk(bool (*fn)(const struct ms_livetab_entry *e, void *arg), void *arg,
                      struct ms_livetab_entry *found);
 
-/* Number of entries (live and quarantined).  Not exact while other threads work. */
+/* Number of live blocks.  Not exact while other threads work. */
 size_t ms_livetab_count(void);
 
 void ms_livetab_fork_prepare(void);

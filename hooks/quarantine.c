@@ -9,14 +9,13 @@
  */
 #include "quarantine.h"
 
-#include <pthread.h>
-
 #include "os.h"
+#include "spinlock.h"
 
 #define INITIAL_RECS 1024u
 
 static struct quarantine_state {
-    pthread_mutex_t lock;
+    struct ms_spin lock;
     struct ms_quarantine_rec *ring;   /* cap records, a power of two */
     size_t cap;
     size_t head;                      /* oldest record: ring[head & (cap - 1)] */
@@ -24,8 +23,13 @@ static struct quarantine_state {
     size_t bytes;                     /* sum of the queued extents */
     size_t budget;
 } Q = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .lock = MS_SPIN_INIT,
 };
+
+static inline size_t extent_of(const struct ms_quarantine_rec *r)
+{
+    return ms_livetab_end(&r->e) - ms_livetab_base(&r->e);
+}
 
 static inline struct ms_quarantine_rec *at(size_t i)
 {
@@ -53,22 +57,22 @@ static size_t pop_locked(struct ms_quarantine_rec *victims, size_t max, size_t k
     size_t n = 0;
     while (n < max && Q.count > 0 && Q.bytes > keep_bytes) {
         victims[n] = *at(0);
-        Q.bytes -= victims[n].extent;
+        Q.bytes -= extent_of(&victims[n]);
         Q.head++;
         Q.count--;
         n++;
     }
     /* The next victim's memory is read by the verifier soon: start fetching it now. */
     if (Q.count > 0)
-        __builtin_prefetch((const void *)at(0)->base);
+        __builtin_prefetch((const void *)ms_livetab_base(&at(0)->e));
     return n;
 }
 
 void ms_quarantine_configure(size_t budget)
 {
-    pthread_mutex_lock(&Q.lock);
+    ms_spin_lock(&Q.lock);
     Q.budget = budget;
-    pthread_mutex_unlock(&Q.lock);
+    ms_spin_unlock(&Q.lock);
 }
 
 size_t ms_quarantine_budget(void)
@@ -80,47 +84,48 @@ size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
                           struct ms_quarantine_rec *victims, size_t max)
 {
     size_t n;
-    pthread_mutex_lock(&Q.lock);
+    ms_spin_lock(&Q.lock);
     if (Q.count == Q.cap && grow() != 0) {
         n = SIZE_MAX;
     } else {
         *at(Q.count) = *rec;
         Q.count++;
-        Q.bytes += rec->extent;
+        Q.bytes += extent_of(rec);
         n = pop_locked(victims, max, Q.budget);
     }
-    pthread_mutex_unlock(&Q.lock);
+    ms_spin_unlock(&Q.lock);
     return n;
 }
 
 size_t ms_quarantine_evict(struct ms_quarantine_rec *victims, size_t max)
 {
-    pthread_mutex_lock(&Q.lock);
+    ms_spin_lock(&Q.lock);
     size_t n = pop_locked(victims, max, Q.budget);
-    pthread_mutex_unlock(&Q.lock);
+    ms_spin_unlock(&Q.lock);
     return n;
 }
 
 size_t ms_quarantine_drain(struct ms_quarantine_rec *victims, size_t max)
 {
-    pthread_mutex_lock(&Q.lock);
+    ms_spin_lock(&Q.lock);
     size_t n = pop_locked(victims, max, 0);
     /* Zero-byte extents cannot exist (every block has a header), so bytes > 0 drains all. */
-    pthread_mutex_unlock(&Q.lock);
+    ms_spin_unlock(&Q.lock);
     return n;
 }
 
 bool ms_quarantine_find(uintptr_t p, struct ms_quarantine_rec *out)
 {
     bool hit = false;
-    pthread_mutex_lock(&Q.lock);
+    ms_spin_lock(&Q.lock);
     for (size_t i = Q.count; i-- > 0 && !hit;) {
-        if (at(i)->p == p) {
+        const struct ms_livetab_entry *e = &at(i)->e;
+        if (p >= ms_livetab_base(e) && p < ms_livetab_end(e)) {
             *out = *at(i);
             hit = true;
         }
     }
-    pthread_mutex_unlock(&Q.lock);
+    ms_spin_unlock(&Q.lock);
     return hit;
 }
 
@@ -128,44 +133,44 @@ bool ms_quarantine_walk(bool (*fn)(const struct ms_quarantine_rec *r, void *arg)
                         void *arg, struct ms_quarantine_rec *found)
 {
     bool hit = false;
-    pthread_mutex_lock(&Q.lock);
+    ms_spin_lock(&Q.lock);
     for (size_t i = 0; i < Q.count && !hit; i++) {
         if (fn(at(i), arg)) {
             *found = *at(i);
             hit = true;
         }
     }
-    pthread_mutex_unlock(&Q.lock);
+    ms_spin_unlock(&Q.lock);
     return hit;
 }
 
 size_t ms_quarantine_bytes(void)
 {
-    pthread_mutex_lock(&Q.lock);
+    ms_spin_lock(&Q.lock);
     size_t b = Q.bytes;
-    pthread_mutex_unlock(&Q.lock);
+    ms_spin_unlock(&Q.lock);
     return b;
 }
 
 size_t ms_quarantine_count(void)
 {
-    pthread_mutex_lock(&Q.lock);
+    ms_spin_lock(&Q.lock);
     size_t n = Q.count;
-    pthread_mutex_unlock(&Q.lock);
+    ms_spin_unlock(&Q.lock);
     return n;
 }
 
 void ms_quarantine_fork_prepare(void)
 {
-    pthread_mutex_lock(&Q.lock);
+    ms_spin_lock(&Q.lock);
 }
 
 void ms_quarantine_fork_parent(void)
 {
-    pthread_mutex_unlock(&Q.lock);
+    ms_spin_unlock(&Q.lock);
 }
 
 void ms_quarantine_fork_child(void)
 {
-    pthread_mutex_init(&Q.lock, NULL);
+    ms_spin_init(&Q.lock);
 }

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What an address is, when it is not one of the debug layer's blocks: the current
+ * thread's stack, a loaded module's image (globals, statics, string literals) or
+ * something else.  Used only on the error path of free/realloc, to say what an invalid
+ * free was.  Decided from address ranges only: it never dereferences the address.
+ *
+ * Raises the memshim guard while asking the C library (pthread_getattr_np may allocate),
+ * never prints.  Not on the hot path.  Thread-safe.
+ */
+#ifndef MS_ADDRKIND_H
+#define MS_ADDRKIND_H
+
+#include <stdint.h>
+
+enum ms_addrkind {
+    MS_ADDR_STACK,        /* inside the calling thread's stack */
+    MS_ADDR_IMAGE,        /* inside a loaded module's segments */
+    MS_ADDR_OTHER,
+};
+
+struct ms_addrinfo {
+    enum ms_addrkind kind;
+    char module[256];     /* MS_ADDR_IMAGE: the module's path ("" for the main program) */
+    uintptr_t offset;     /* MS_ADDR_IMAGE: address - module load address */
+};
+
+void ms_addrkind_classify(const void *p, struct ms_addrinfo *out);
+
+#endif

@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The debug layer's entry points (see debug.h): CPython's _PyMem_DebugRaw* over the lower
+ * allocator, with every pointer first looked up in the live table (livetab.c) and freed
+ * blocks parked in the quarantine (quarantine.c).  Layout in debug_layout.h, messages in
+ * diag.c.
+ *
+ * The rule that makes double and invalid frees reliable: a block leaves the live table
+ * only through ms_livetab_claim under its shard lock, so of two racing frees exactly one
+ * wins, and memory around a pointer is read only once the table has vouched for it.
+ *
+ * Hot path: one table insert per malloc, one claim per free plus one quarantine push (and
+ * the verification of the block that leaves).  Never calls the interposed malloc, stdio
+ * or getenv; thread-safe; fork-safe through the atfork handlers registered in init.
+ */
+#include "debug.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "addrkind.h"
+#include "debug_layout.h"
+#include "diag.h"
+#include "guard.h"
+#include "livetab.h"
+#include "quarantine.h"
+
+#define NAPIS 5
+#define VICTIM_BATCH 16
+
+struct debug_api {
+    char id;
+};
+
+static struct debug_state {
+    struct ms_debug_config cfg;
+    _Atomic uint64_t serial;          /* CPython's serialno, shared by every API */
+    bool atfork_registered;
+    struct debug_api apis[NAPIS];
+} S = {
+    .cfg = { .fd = 2 },
+    .apis = { { MS_DEBUG_API_RAW }, { MS_DEBUG_API_MEM }, { MS_DEBUG_API_OBJ },
+              { MS_DEBUG_API_NEW }, { MS_DEBUG_API_NEW_ARRAY } },
+};
+
+static inline char api_of(void *ctx)
+{
+    return ((const struct debug_api *)ctx)->id;
+}
+
+static inline uint64_t bump_serial(void)
+{
+    return atomic_fetch_add_explicit(&S.serial, 1, memory_order_relaxed) + 1;
+}
+
+/* ---- checks (SPEC 3.3) ------------------------------------------------------------- */
+
+/* API id, leading pads, size field, trailing pads, in CPython's order.  The common case is
+ * two word compares. */
+static enum ms_diag_bad check_block(const struct ms_livetab_entry *e, char api)
+{
+    const uint8_t *p = (const uint8_t *)e->p;
+    size_t n = ms_livetab_size(e);
+    uint64_t head, tail;
+    const uint64_t pads = 0xfdfdfdfdfdfdfdfdull;
+    memcpy(&head, p - MS_DEBUG_S, 8);
+    memcpy(&tail, p + n, 8);
+    if (head == ((pads << 8) | (uint8_t)api) && tail == pads && ms_layout_size(p) == n)
+        return MS_DIAG_OK;
+    if (ms_layout_api(p) != api)
+        return MS_DIAG_BAD_ID;
+    if (ms_layout_first_not(p - (MS_DEBUG_S - 1), MS_DEBUG_S - 1, MS_FORBIDDENBYTE)
+        != MS_DEBUG_S - 1)
+        return MS_DIAG_BAD_LEADING;
+    if (ms_layout_size(p) != n)
+        return MS_DIAG_BAD_SIZE;
+    return MS_DIAG_BAD_TRAILING;
+}
+
+static void check_or_die(enum ms_diag_op op, char api, const struct ms_livetab_entry *e)
+{
+    enum ms_diag_bad bad = check_block(e, api);
+    if (bad != MS_DIAG_OK)
+        ms_diag_bad_block(&S.cfg, op, bad, api, e);
+}
+
+/* ---- pointers the table does not vouch for ----------------------------------------- */
+
+struct containing {
+    uintptr_t addr;
+    uint64_t serial;
+};
+
+/* Runs under the shard lock, so the block cannot be freed while its trailer is read. */
+static bool contains(const struct ms_livetab_entry *e, void *arg)
+{
+    struct containing *c = arg;
+    if (c->addr < ms_livetab_base(e) || c->addr >= ms_livetab_end(e))
+        return false;
+    c->serial = ms_layout_get_be((const uint8_t *)e->p + ms_livetab_size(e) + MS_DEBUG_S);
+    return true;
+}
+
+/* p is not a live block: say what it is, and abort.  The slow scans are fine here. */
+static _Noreturn void bad_pointer(enum ms_diag_op op, void *ptr)
+{
+    uintptr_t a = (uintptr_t)ptr;
+    struct ms_quarantine_rec r;
+    bool in_freed = ms_quarantine_find(a, &r);
+    if (in_freed && r.e.p == a)
+        ms_diag_double_free(&S.cfg, op, &r);
+    struct ms_diag_where where = { .container = &r.e, .serial = r.serial, .freed = true };
+    struct ms_livetab_entry live;
+    struct containing c = { .addr = a };
+    if (ms_livetab_walk(contains, &c, &live)) {
+        where.container = &live;
+        where.serial = c.serial;
+        where.freed = false;
+    }
+    if (where.container == &live || in_freed)
+        ms_diag_invalid_pointer(&S.cfg, op, ptr, MS_DIAG_INVALID_INTERIOR, &where);
+    struct ms_addrinfo module;
+    ms_addrkind_classify(ptr, &module);
+    where.module = &module;
+    if (module.kind == MS_ADDR_STACK)
+        ms_diag_invalid_pointer(&S.cfg, op, ptr, MS_DIAG_INVALID_STACK, &where);
+    if (module.kind == MS_ADDR_IMAGE)
+        ms_diag_invalid_pointer(&S.cfg, op, ptr, MS_DIAG_INVALID_IMAGE, &where);
+    ms_diag_invalid_pointer(&S.cfg, op, ptr,
+                            (a & 15) ? MS_DIAG_INVALID_MISALIGNED : MS_DIAG_INVALID_UNKNOWN,
+                            &where);
+}
+
+static bool is_foreign(void *ptr, size_t *size)
+{
+    if (S.cfg.foreign_size == NULL)
+        return false;
+    *size = S.cfg.foreign_size(ptr);
+    return *size != 0;
+}
+
+/* ---- making blocks ----------------------------------------------------------------- */
+
+/* Decorate p, enter it in the table, honour the break.  base is what lower returned. */
+static void *publish(uint8_t *base, uint8_t *p, size_t n, char api, unsigned align_log2,
+                     uint64_t serial)
+{
+    ms_layout_decorate(p, n, api, serial);
+    struct ms_livetab_entry e = {
+        .p = (uintptr_t)p, .meta = ms_livetab_meta(n, api, align_log2),
+    };
+    if (ms_livetab_insert(&e) != 0) {
+        S.cfg.lower.free(S.cfg.lower.ctx, base);
+        return NULL;
+    }
+    if (serial == S.cfg.break_serialno && S.cfg.on_break != NULL)
+        S.cfg.on_break(p, serial);
+    return p;
+}
+
+static void *alloc_block(char api, size_t n, bool zero)
+{
+    if (n > MS_DEBUG_MAX_REQUEST)
+        return NULL;
+    size_t total = n + MS_DEBUG_OVERHEAD;
+    uint8_t *base = zero ? S.cfg.lower.calloc(S.cfg.lower.ctx, 1, total)
+                         : S.cfg.lower.malloc(S.cfg.lower.ctx, total);
+    if (base == NULL)
+        return NULL;
+    uint8_t *p = base + MS_DEBUG_HEAD;
+    if (!zero)
+        memset(p, MS_CLEANBYTE, n);
+    return publish(base, p, n, api, 0, bump_serial());
+}
+
+static void *debug_malloc(void *ctx, size_t n)
+{
+    return alloc_block(api_of(ctx), n, false);
+}
+
+static void *debug_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nelem, elsize, &n))
+        return NULL;
+    return alloc_block(api_of(ctx), n, true);
+}
+
+/* p = base + alignment, so the header sits right in front of an aligned p and the
+ * table's log2(alignment) finds base again. */
+static void *debug_memalign(void *ctx, size_t alignment, size_t n)
+{
+    if (alignment <= MS_DEBUG_HEAD)
+        return alloc_block(api_of(ctx), n, false);
+    if ((alignment & (alignment - 1)) != 0 || alignment > MS_DEBUG_MAX_REQUEST
+        || n > MS_DEBUG_MAX_REQUEST || S.cfg.lower.memalign == NULL)
+        return NULL;
+    uint8_t *base = S.cfg.lower.memalign(S.cfg.lower.ctx, alignment,
+                                         alignment + n + MS_DEBUG_TAIL);
+    if (base == NULL)
+        return NULL;
+    uint8_t *p = base + alignment;
+    memset(p, MS_CLEANBYTE, n);
+    return publish(base, p, n, api_of(ctx), (unsigned)__builtin_ctzll(alignment),
+                   bump_serial());
+}
+
+/* ---- freeing blocks and the quarantine --------------------------------------------- */
+
+static size_t first_dirty(const struct ms_quarantine_rec *r)
+{
+    uintptr_t base = ms_livetab_base(&r->e);
+    return ms_layout_first_not((const uint8_t *)base, ms_livetab_end(&r->e) - base,
+                               MS_DEADBYTE);
+}
+
+/* A block leaving the quarantine must still be all DEADBYTE; then it goes to lower. */
+static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op op)
+{
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t base = ms_livetab_base(&v[i].e);
+        size_t bad = first_dirty(&v[i]);
+        if (base + bad != ms_livetab_end(&v[i].e))
+            ms_diag_write_after_free(&S.cfg, op, &v[i], base + bad);
+        S.cfg.lower.free(S.cfg.lower.ctx, (void *)base);
+    }
+}
+
+/* e has left the live table: fill it with DEADBYTE and park it, or hand it straight
+ * back when there is no quarantine (or it is bigger than the whole budget). */
+static void retire(const struct ms_livetab_entry *e)
+{
+    uintptr_t base = ms_livetab_base(e);
+    size_t extent = ms_livetab_end(e) - base;
+    size_t budget = S.cfg.quarantine_bytes;
+    uint64_t serial = ms_layout_get_be((const uint8_t *)e->p + ms_livetab_size(e) + MS_DEBUG_S);
+    memset((void *)base, MS_DEADBYTE, extent);
+    if (budget != 0 && extent <= budget) {
+        struct ms_quarantine_rec rec = {
+            .e = *e, .serial = serial,
+            .freed_after = atomic_load_explicit(&S.serial, memory_order_relaxed),
+        };
+        struct ms_quarantine_rec victims[VICTIM_BATCH];
+        size_t n = ms_quarantine_push(&rec, victims, VICTIM_BATCH);
+        if (n != SIZE_MAX) {
+            release(victims, n, MS_DIAG_FREE);
+            while (n == VICTIM_BATCH) {
+                n = ms_quarantine_evict(victims, VICTIM_BATCH);
+                release(victims, n, MS_DIAG_FREE);
+            }
+            return;
+        }
+    }
+    S.cfg.lower.free(S.cfg.lower.ctx, (void *)base);
+}
+
+static void debug_free(void *ctx, void *ptr)
+{
+    if (ptr == NULL)
+        return;
+    char api = api_of(ctx);
+    struct ms_livetab_entry e;
+    if (!ms_livetab_claim((uintptr_t)ptr, &e)) {
+        size_t size;
+        if (is_foreign(ptr, &size)) {
+            S.cfg.foreign_free(ptr);
+            return;
+        }
+        bad_pointer(MS_DIAG_FREE, ptr);
+    }
+    check_or_die(MS_DIAG_FREE, api, &e);
+    retire(&e);
+}
+
+/* ---- realloc ------------------------------------------------------------------------ */
+
+/* Aligned blocks (their data does not start 2*S into the lower block) and foreign
+ * blocks move by copy: a new block, the old one freed through the quarantine. */
+static void *realloc_by_copy(char api, struct ms_livetab_entry *e, size_t n)
+{
+    uint8_t *q = alloc_block(api, n, false);
+    if (q == NULL) {
+        ms_livetab_insert(e);
+        return NULL;
+    }
+    size_t old = ms_livetab_size(e);
+    memcpy(q, (const void *)e->p, old < n ? old : n);
+    retire(e);
+    return q;
+}
+
+static void *realloc_foreign(char api, void *ptr, size_t old, size_t n)
+{
+    uint8_t *q = alloc_block(api, n, false);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, ptr, old < n ? old : n);
+    S.cfg.foreign_free(ptr);
+    return q;
+}
+
+#define ERASED_SIZE 64
+
+/* CPython's _PyMem_DebugRawRealloc: erase the header, the trailer and up to 64 bytes at
+ * each end of the data (keeping a copy), realloc the lower block, redecorate, restore.
+ * If the block moved, what the lower allocator left behind is DEADBYTE there; growth is
+ * CLEANBYTE; on failure the old block is rebuilt exactly. */
+static void *debug_realloc(void *ctx, void *ptr, size_t n)
+{
+    char api = api_of(ctx);
+    if (ptr == NULL)
+        return alloc_block(api, n, false);
+    struct ms_livetab_entry e;
+    /* Out of the table before lower may free the address for another thread to reuse. */
+    if (!ms_livetab_claim((uintptr_t)ptr, &e)) {
+        size_t old;
+        if (is_foreign(ptr, &old))
+            return realloc_foreign(api, ptr, old, n);
+        bad_pointer(MS_DIAG_REALLOC, ptr);
+    }
+    check_or_die(MS_DIAG_REALLOC, api, &e);
+    if (n > MS_DEBUG_MAX_REQUEST) {
+        ms_livetab_insert(&e);
+        return NULL;
+    }
+    if (ms_livetab_is_aligned_block(&e) || S.cfg.lower.realloc == NULL)
+        return realloc_by_copy(api, &e, n);
+
+    uint8_t *data = ptr;
+    uint8_t *head = data - MS_DEBUG_HEAD;
+    size_t old = ms_livetab_size(&e);
+    uint8_t *tail = data + old;
+    uint64_t serial = ms_layout_get_be(tail + MS_DEBUG_S);
+    uint8_t save[2 * ERASED_SIZE];
+    if (old <= sizeof save) {
+        memcpy(save, data, old);
+        memset(head, MS_DEADBYTE, old + MS_DEBUG_OVERHEAD);
+    } else {
+        memcpy(save, data, ERASED_SIZE);
+        memset(head, MS_DEADBYTE, ERASED_SIZE + MS_DEBUG_HEAD);
+        memcpy(save + ERASED_SIZE, tail - ERASED_SIZE, ERASED_SIZE);
+        memset(tail - ERASED_SIZE, MS_DEADBYTE, ERASED_SIZE + MS_DEBUG_TAIL);
+    }
+
+    uint8_t *r = S.cfg.lower.realloc(S.cfg.lower.ctx, head, n + MS_DEBUG_OVERHEAD);
+    size_t now = n;
+    if (r == NULL)
+        now = old;
+    else {
+        head = r;
+        serial = bump_serial();
+    }
+    data = head + MS_DEBUG_HEAD;
+    ms_layout_decorate(data, now, api, serial);
+    if (old <= sizeof save) {
+        memcpy(data, save, now < old ? now : old);
+    } else {
+        size_t i = old - ERASED_SIZE;
+        memcpy(data, save, now < ERASED_SIZE ? now : ERASED_SIZE);
+        if (now > i)
+            memcpy(data + i, save + ERASED_SIZE,
+                   now - i < ERASED_SIZE ? now - i : ERASED_SIZE);
+    }
+    if (r == NULL) {
+        ms_livetab_insert(&e);
+        return NULL;
+    }
+    if (now > old)
+        memset(data + old, MS_CLEANBYTE, now - old);
+    struct ms_livetab_entry ne = { .p = (uintptr_t)data, .meta = ms_livetab_meta(now, api, 0) };
+    /* Insert fails only when a shard is full and the OS refuses memory: the block is then
+     * left untracked rather than losing the program's data. */
+    ms_livetab_insert(&ne);
+    if (serial == S.cfg.break_serialno && S.cfg.on_break != NULL)
+        S.cfg.on_break(data, serial);
+    return data;
+}
+
+static size_t debug_usable_size(void *ctx, void *ptr)
+{
+    (void)ctx;
+    struct ms_livetab_entry e;
+    size_t size;
+    if (ptr == NULL)
+        return 0;
+    if (ms_livetab_lookup((uintptr_t)ptr, &e))
+        return ms_livetab_size(&e);
+    return is_foreign(ptr, &size) ? size : 0;
+}
+
+/* ---- whole-heap checks --------------------------------------------------------------- */
+
+static bool live_is_bad(const struct ms_livetab_entry *e, void *arg)
+{
+    enum ms_diag_bad *bad = arg;
+    *bad = check_block(e, ms_livetab_api(e));
+    return *bad != MS_DIAG_OK;
+}
+
+static bool freed_is_dirty(const struct ms_quarantine_rec *r, void *arg)
+{
+    (void)arg;
+    return ms_livetab_base(&r->e) + first_dirty(r) != ms_livetab_end(&r->e);
+}
+
+static void check_live(enum ms_diag_op op)
+{
+    struct ms_livetab_entry e;
+    enum ms_diag_bad bad = MS_DIAG_OK;
+    if (ms_livetab_walk(live_is_bad, &bad, &e))
+        ms_diag_bad_block(&S.cfg, op, bad, ms_livetab_api(&e), &e);
+}
+
+static void check_quarantine(enum ms_diag_op op)
+{
+    struct ms_quarantine_rec r;
+    if (ms_quarantine_walk(freed_is_dirty, NULL, &r))
+        ms_diag_write_after_free(&S.cfg, op, &r, ms_livetab_base(&r.e) + first_dirty(&r));
+}
+
+void ms_debug_check_heap(void)
+{
+    check_live(MS_DIAG_CHECK);
+}
+
+void ms_debug_at_exit(void)
+{
+    check_live(MS_DIAG_EXIT);
+    check_quarantine(MS_DIAG_EXIT);
+}
+
+void ms_debug_flush_quarantine(void)
+{
+    struct ms_quarantine_rec victims[VICTIM_BATCH];
+    size_t n;
+    do {
+        n = ms_quarantine_drain(victims, VICTIM_BATCH);
+        release(victims, n, MS_DIAG_CHECK);
+    } while (n == VICTIM_BATCH);
+}
+
+/* ---- set-up ---------------------------------------------------------------------------- */
+
+static void fork_prepare(void)
+{
+    ms_quarantine_fork_prepare();
+    ms_livetab_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    ms_livetab_fork_parent();
+    ms_quarantine_fork_parent();
+}
+
+static void fork_child(void)
+{
+    ms_livetab_fork_child();
+    ms_quarantine_fork_child();
+}
+
+int ms_debug_init(const struct ms_debug_config *cfg)
+{
+    if (ms_livetab_count() != 0 || ms_quarantine_count() != 0 || ms_livetab_init() != 0)
+        return -1;
+    S.cfg = *cfg;
+    ms_quarantine_configure(cfg->quarantine_bytes);
+    if (!S.atfork_registered) {
+        /* glibc may allocate for its handler list: keep that out of the layers. */
+        ms_guard_enter();
+        int rc = pthread_atfork(fork_prepare, fork_parent, fork_child);
+        ms_guard_leave();
+        if (rc != 0)
+            return -1;
+        S.atfork_registered = true;
+    }
+    return 0;
+}
+
+struct ms_allocator ms_debug_allocator(char api_id)
+{
+    for (int i = 0; i < NAPIS; i++) {
+        if (S.apis[i].id == api_id) {
+            return (struct ms_allocator){
+                .ctx = &S.apis[i],
+                .malloc = debug_malloc,
+                .calloc = debug_calloc,
+                .realloc = debug_realloc,
+                .free = debug_free,
+                .memalign = debug_memalign,
+                .usable_size = debug_usable_size,
+            };
+        }
+    }
+    return (struct ms_allocator){ 0 };
+}
+
+bool ms_debug_owns(const void *p)
+{
+    struct ms_livetab_entry e;
+    return p != NULL && ms_livetab_lookup((uintptr_t)p, &e);
+}
+
+uint64_t ms_debug_serialno(void)
+{
+    return atomic_load_explicit(&S.serial, memory_order_relaxed);
+}
+
+void ms_debug_get_stats(struct ms_debug_stats *out)
+{
+    out->live_blocks = ms_livetab_count();
+    out->quarantine_blocks = ms_quarantine_count();
+    out->quarantine_bytes = ms_quarantine_bytes();
+}

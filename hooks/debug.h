@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The debug layer (SPEC 3, issue 3): CPython's debug hooks as an allocator over a lower
+ * allocator, plus what CPython cannot see: double and invalid frees (a table of the blocks
+ * handed out, so nothing is decided by reading bytes in front of an unknown pointer),
+ * writes after free (a FIFO quarantine of DEADBYTE-filled blocks, verified when they leave
+ * and at exit), overflows of blocks never freed (every live block checked at exit or on
+ * demand), and a break on serial number.
+ *
+ * There is one process-wide instance.  ms_debug_init() configures it before the first
+ * block; after that every function is callable from any thread at any time, and in a
+ * child after fork() (init registers atfork handlers for every lock of the layer).
+ *
+ * Never: reads the environment, calls the interposed malloc or stdio, depends on
+ * libunwind (backtraces come through the callbacks below).  Diagnostics go to cfg.fd
+ * through core/fmt.h, then abort().
+ */
+#ifndef MS_DEBUG_H
+#define MS_DEBUG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "allocator.h"
+#include "fmt.h"
+
+/* API ids (the byte at p-S).  'r', 'm', 'o' are CPython's; the C++ ones are memshim's, so
+ * that malloc/delete, new/free and new[]/delete mismatches are bad-ID errors. */
+#define MS_DEBUG_API_RAW 'r'        /* the C library family and the raw domain */
+#define MS_DEBUG_API_MEM 'm'        /* mem domain */
+#define MS_DEBUG_API_OBJ 'o'        /* object domain */
+#define MS_DEBUG_API_NEW 'n'        /* C++ operator new / delete (all variants) */
+#define MS_DEBUG_API_NEW_ARRAY 'a'  /* C++ operator new[] / delete[] (all variants) */
+
+/* The default quarantine: 16 MiB holds ~500k small blocks, or a few big ones, for as long
+ * as it takes to free that much again; the shim reads MEMSHIM_QUARANTINE to change it. */
+#define MS_DEBUG_QUARANTINE_DEFAULT ((size_t)16 << 20)
+
+struct ms_debug_config {
+    struct ms_allocator lower;        /* the allocator underneath (memalign required) */
+    size_t quarantine_bytes;          /* FIFO budget in bytes; 0: freed blocks go straight
+                                         back to lower (double frees are then only caught
+                                         until the address is handed out again) */
+    uint64_t break_serialno;          /* 0: off */
+    /* Called (outside every lock of the layer) right after block #break_serialno is made
+     * by a malloc-like or realloc-like call.  The shim passes an exported, non-inlined
+     * function that prints the address and backtrace and raises SIGTRAP. */
+    void (*on_break)(void *p, uint64_t serial);
+    /* The allocation-traceback part of a diagnostic.  Return false when tracing is off:
+     * the layer then prints "Enable MEMSHIM_TRACEMALLOC to get the memory block
+     * allocation traceback" and an empty line.  When tracing is on, print
+     * "Memory block allocated at (most recent call first):", the frames and an empty
+     * line (or nothing for a block made before tracing started) and return true.
+     * NULL: tracing is never on. */
+    bool (*print_alloc_traceback)(struct ms_out *o, const void *p);
+    /* Printed after an empty line that follows the fatal line: "Current thread 0x...
+     * (most recent call first):" and the frames.  NULL: nothing. */
+    void (*print_current_backtrace)(struct ms_out *o);
+    /* Pointers the layer never made but that may legitimately reach it (blocks the shim
+     * handed out before the stack was composed).  foreign_size returns the usable size
+     * of such a block, or 0 if p is not one; foreign_free releases it.  NULL: none. */
+    size_t (*foreign_size)(void *p);
+    void (*foreign_free)(void *p);
+    int fd;                           /* where diagnostics go (2) */
+};
+
+/* Configure the instance.  0; -1 if blocks exist already or the tables cannot be mapped.
+ * The config is copied. */
+int ms_debug_init(const struct ms_debug_config *cfg);
+
+/* The layer as an allocator for one API id (one of MS_DEBUG_API_*; any other id gives a
+ * struct with NULL functions).  All ids share the instance. */
+struct ms_allocator ms_debug_allocator(char api_id);
+
+/* Verify the pads of every live block now; a damaged one gets the diagnostic and abort()
+ * (function name memshim_debug_check_heap). */
+void ms_debug_check_heap(void);
+
+/* At exit: every live block as ms_debug_check_heap, then every quarantined block must
+ * still be all DEADBYTE (function name memshim_debug_at_exit). */
+void ms_debug_at_exit(void);
+
+/* Release every quarantined block (each verified first). */
+void ms_debug_flush_quarantine(void);
+
+/* Is p a live block of this layer (decided by address)? */
+bool ms_debug_owns(const void *p);
+
+/* The serial counter: the number of malloc-like and realloc-like calls so far. */
+uint64_t ms_debug_serialno(void);
+
+struct ms_debug_stats {
+    size_t live_blocks;        /* blocks handed out and not freed */
+    size_t quarantine_blocks;
+    size_t quarantine_bytes;   /* extents, headers and trailers included */
+};
+void ms_debug_get_stats(struct ms_debug_stats *out);
+
+#endif

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The debug block layout (SPEC 3.1, CPython's PYMEM_DEBUG_SERIALNO layout): the one place
+ * that knows where the size, the API id, the pads and the serial number sit around p.
+ *
+ *   p-2S .. p-S-1     N, the requested size, big-endian
+ *   p-S               API id
+ *   p-S+1 .. p-1      S-1 x FORBIDDENBYTE
+ *   p .. p+N-1        data (CLEANBYTE after malloc, 0 after calloc)
+ *   p+N .. p+N+S-1    S x FORBIDDENBYTE
+ *   p+N+S .. +2S-1    serial number, big-endian
+ *
+ * Inline helpers only; hot path.  Never allocates, never prints.
+ */
+#ifndef MS_DEBUG_LAYOUT_H
+#define MS_DEBUG_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MS_DEBUG_S ((size_t)sizeof(size_t))
+#define MS_DEBUG_HEAD (2 * MS_DEBUG_S)          /* bytes in front of p */
+#define MS_DEBUG_TAIL (2 * MS_DEBUG_S)          /* bytes after the data */
+#define MS_DEBUG_OVERHEAD (MS_DEBUG_HEAD + MS_DEBUG_TAIL)
+
+/* CPython's byte values (Include/internal/pycore_pymem.h). */
+#define MS_FORBIDDENBYTE 0xFD
+#define MS_CLEANBYTE 0xCD
+#define MS_DEADBYTE 0xDD
+
+/* Largest request the layer serves: the live table keeps sizes in 48 bits (256 TiB), and
+ * size + overhead + alignment slack must not wrap. */
+#define MS_DEBUG_MAX_REQUEST (((size_t)1 << 48) - 1)
+
+static inline void ms_layout_put_be(uint8_t *at, uint64_t v)
+{
+    v = __builtin_bswap64(v);
+    memcpy(at, &v, sizeof v);
+}
+
+static inline uint64_t ms_layout_get_be(const uint8_t *at)
+{
+    uint64_t v;
+    memcpy(&v, at, sizeof v);
+    return __builtin_bswap64(v);
+}
+
+/* Write the header in front of p and the trailer after its n data bytes. */
+static inline void ms_layout_decorate(uint8_t *p, size_t n, char api, uint64_t serial)
+{
+    ms_layout_put_be(p - MS_DEBUG_HEAD, n);
+    p[-(ptrdiff_t)MS_DEBUG_S] = (uint8_t)api;
+    memset(p - MS_DEBUG_S + 1, MS_FORBIDDENBYTE, MS_DEBUG_S - 1);
+    memset(p + n, MS_FORBIDDENBYTE, MS_DEBUG_S);
+    ms_layout_put_be(p + n + MS_DEBUG_S, serial);
+}
+
+static inline size_t ms_layout_size(const uint8_t *p)
+{
+    return (size_t)ms_layout_get_be(p - MS_DEBUG_HEAD);
+}
+
+static inline char ms_layout_api(const uint8_t *p)
+{
+    return (char)p[-(ptrdiff_t)MS_DEBUG_S];
+}
+
+/* Offset of the first byte in s[0..n) that is not `byte`, or n.  Word at a time: the
+ * quarantine verifies every freed byte with it. */
+static inline size_t ms_layout_first_not(const uint8_t *s, size_t n, uint8_t byte)
+{
+    uint64_t pattern = 0x0101010101010101ull * byte;
+    size_t i = 0;
+    while (i < n && ((uintptr_t)(s + i) & 7))
+        if (s[i] != byte)
+            return i;
+        else
+            i++;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w != pattern)
+            break;
+    }
+    for (; i < n; i++)
+        if (s[i] != byte)
+            return i;
+    return n;
+}
+
+#endif

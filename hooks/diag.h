@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The debug layer's message catalogue: every text a user of the debug mode can see comes
+ * from diag.c, one report function per error kind (scudo's report.cpp idea).  Each report
+ * prints the block dump, the fatal line and the current thread's backtrace (through the
+ * config's callbacks), then abort()s.
+ *
+ * Never returns, never allocates, never uses stdio; it reads only memory the live table
+ * says belongs to the block.  Reports from several threads are serialised: the first one
+ * wins, the others wait for the abort.
+ */
+#ifndef MS_DIAG_H
+#define MS_DIAG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addrkind.h"
+#include "debug.h"
+#include "livetab.h"
+#include "quarantine.h"
+
+/* The call that found the problem; names the function in the fatal line. */
+enum ms_diag_op {
+    MS_DIAG_FREE,          /* memshim_debug_free */
+    MS_DIAG_REALLOC,       /* memshim_debug_realloc */
+    MS_DIAG_CHECK,         /* memshim_debug_check_heap */
+    MS_DIAG_EXIT,          /* memshim_debug_at_exit */
+};
+
+/* The checks of SPEC 3.3, in CPython's order (BAD_SIZE is memshim's: the size field no
+ * longer matches the size the live table recorded). */
+enum ms_diag_bad {
+    MS_DIAG_OK = 0,
+    MS_DIAG_BAD_ID,
+    MS_DIAG_BAD_LEADING,
+    MS_DIAG_BAD_SIZE,
+    MS_DIAG_BAD_TRAILING,
+};
+
+/* The kinds of pointers that are not a block of the layer. */
+enum ms_diag_invalid {
+    MS_DIAG_INVALID_STACK,
+    MS_DIAG_INVALID_IMAGE,
+    MS_DIAG_INVALID_INTERIOR,
+    MS_DIAG_INVALID_MISALIGNED,
+    MS_DIAG_INVALID_UNKNOWN,
+};
+
+/* A live block failed a check: CPython's dump and fatal error.  api_used is the API the
+ * call was made through (the bad-ID message names it). */
+_Noreturn void ms_diag_bad_block(const struct ms_debug_config *cfg, enum ms_diag_op op,
+                                 enum ms_diag_bad bad, char api_used,
+                                 const struct ms_livetab_entry *e);
+
+/* A quarantined block is not all DEADBYTE any more; bad_at is the first modified byte. */
+_Noreturn void ms_diag_write_after_free(const struct ms_debug_config *cfg,
+                                        enum ms_diag_op op,
+                                        const struct ms_quarantine_rec *r, uintptr_t bad_at);
+
+/* free or realloc of a block that is in the quarantine. */
+_Noreturn void ms_diag_double_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
+                                   const struct ms_quarantine_rec *r);
+
+/* What an invalid pointer was found to be: the block it points into (kind
+ * MS_DIAG_INVALID_INTERIOR; freed says whether that block is in the quarantine), or the
+ * module it lies in (MS_DIAG_INVALID_IMAGE). */
+struct ms_diag_where {
+    const struct ms_livetab_entry *container;
+    uint64_t serial;            /* the container's */
+    bool freed;
+    const struct ms_addrinfo *module;
+};
+
+/* free or realloc of p that is no block of the layer. */
+_Noreturn void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op op,
+                                       const void *p, enum ms_diag_invalid kind,
+                                       const struct ms_diag_where *where);
+
+#endif

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The quarantine FIFO (see quarantine.h).  One lock for the whole queue: it is held for a
+ * few stores per free, and a global FIFO keeps the promise "a block stays quarantined until
+ * `budget` bytes were freed after it", which per-thread or per-shard queues would weaken for
+ * big blocks.
+ *
+ * Hot path.  Never calls malloc (the ring comes from ms_os_map), never prints.
+ */
+#include "quarantine.h"
+
+#include "os.h"
+#include "spinlock.h"
+
+#define INITIAL_RECS 1024u
+
+static struct quarantine_state {
+    struct ms_spin lock;
+    struct ms_quarantine_rec *ring;   /* cap records, a power of two */
+    size_t cap;
+    size_t head;                      /* oldest record: ring[head & (cap - 1)] */
+    size_t count;
+    size_t bytes;                     /* sum of the queued extents */
+    size_t budget;
+} Q = {
+    .lock = MS_SPIN_INIT,
+};
+
+static inline size_t extent_of(const struct ms_quarantine_rec *r)
+{
+    return ms_livetab_end(&r->e) - ms_livetab_base(&r->e);
+}
+
+static inline struct ms_quarantine_rec *at(size_t i)
+{
+    return &Q.ring[(Q.head + i) & (Q.cap - 1)];
+}
+
+static int grow(void)
+{
+    size_t ncap = Q.cap ? Q.cap * 2 : INITIAL_RECS;
+    struct ms_quarantine_rec *nring = ms_os_map(ncap * sizeof *nring);
+    if (nring == NULL)
+        return -1;
+    for (size_t i = 0; i < Q.count; i++)
+        nring[i] = *at(i);
+    if (Q.ring != NULL)
+        ms_os_unmap(Q.ring, Q.cap * sizeof *Q.ring);
+    Q.ring = nring;
+    Q.cap = ncap;
+    Q.head = 0;
+    return 0;
+}
+
+static size_t pop_locked(struct ms_quarantine_rec *victims, size_t max, size_t keep_bytes)
+{
+    size_t n = 0;
+    while (n < max && Q.count > 0 && Q.bytes > keep_bytes) {
+        victims[n] = *at(0);
+        Q.bytes -= extent_of(&victims[n]);
+        Q.head++;
+        Q.count--;
+        n++;
+    }
+    /* The next victim's memory is read by the verifier soon: start fetching it now. */
+    if (Q.count > 0)
+        __builtin_prefetch((const void *)ms_livetab_base(&at(0)->e));
+    return n;
+}
+
+void ms_quarantine_configure(size_t budget)
+{
+    ms_spin_lock(&Q.lock);
+    Q.budget = budget;
+    ms_spin_unlock(&Q.lock);
+}
+
+size_t ms_quarantine_budget(void)
+{
+    return Q.budget;
+}
+
+size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
+                          struct ms_quarantine_rec *victims, size_t max)
+{
+    size_t n;
+    ms_spin_lock(&Q.lock);
+    if (Q.count == Q.cap && grow() != 0) {
+        n = SIZE_MAX;
+    } else {
+        *at(Q.count) = *rec;
+        Q.count++;
+        Q.bytes += extent_of(rec);
+        n = pop_locked(victims, max, Q.budget);
+    }
+    ms_spin_unlock(&Q.lock);
+    return n;
+}
+
+size_t ms_quarantine_evict(struct ms_quarantine_rec *victims, size_t max)
+{
+    ms_spin_lock(&Q.lock);
+    size_t n = pop_locked(victims, max, Q.budget);
+    ms_spin_unlock(&Q.lock);
+    return n;
+}
+
+size_t ms_quarantine_drain(struct ms_quarantine_rec *victims, size_t max)
+{
+    ms_spin_lock(&Q.lock);
+    size_t n = pop_locked(victims, max, 0);
+    /* Zero-byte extents cannot exist (every block has a header), so bytes > 0 drains all. */
+    ms_spin_unlock(&Q.lock);
+    return n;
+}
+
+bool ms_quarantine_find(uintptr_t p, struct ms_quarantine_rec *out)
+{
+    bool hit = false;
+    ms_spin_lock(&Q.lock);
+    for (size_t i = Q.count; i-- > 0 && !hit;) {
+        const struct ms_livetab_entry *e = &at(i)->e;
+        if (p >= ms_livetab_base(e) && p < ms_livetab_end(e)) {
+            *out = *at(i);
+            hit = true;
+        }
+    }
+    ms_spin_unlock(&Q.lock);
+    return hit;
+}
+
+bool ms_quarantine_walk(bool (*fn)(const struct ms_quarantine_rec *r, void *arg),
+                        void *arg, struct ms_quarantine_rec *found)
+{
+    bool hit = false;
+    ms_spin_lock(&Q.lock);
+    for (size_t i = 0; i < Q.count && !hit; i++) {
+        if (fn(at(i), arg)) {
+            *found = *at(i);
+            hit = true;
+        }
+    }
+    ms_spin_unlock(&Q.lock);
+    return hit;
+}
+
+size_t ms_quarantine_bytes(void)
+{
+    ms_spin_lock(&Q.lock);
+    size_t b = Q.bytes;
+    ms_spin_unlock(&Q.lock);
+    return b;
+}
+
+size_t ms_quarantine_count(void)
+{
+    ms_spin_lock(&Q.lock);
+    size_t n = Q.count;
+    ms_spin_unlock(&Q.lock);
+    return n;
+}
+
+void ms_quarantine_fork_prepare(void)
+{
+    ms_spin_lock(&Q.lock);
+}
+
+void ms_quarantine_fork_parent(void)
+{
+    ms_spin_unlock(&Q.lock);
+}
+
+void ms_quarantine_fork_child(void)
+{
+    ms_spin_init(&Q.lock);
+}

@@ -15,7 +15,7 @@
 
 #include "fmt.h"
 
-enum ms_kind { MS_KIND_MODE, MS_KIND_FLAG, MS_KIND_ARENA, MS_KIND_UINT };
+enum ms_kind { MS_KIND_MODE, MS_KIND_FLAG, MS_KIND_ARENA, MS_KIND_BYTES, MS_KIND_SERIAL };
 
 struct ms_option_desc {
     const char *variable;
@@ -37,15 +37,21 @@ static const struct ms_option_desc option_table[MS_OPT_COUNT] = {
 #undef MS_OPTION
 };
 
+/* PYTHONMALLOC's names (CPython 3.13), "debug" being pymalloc_debug. */
 static const struct {
     const char *name;
-    enum ms_mode mode;
+    enum ms_base base;
+    bool debug;
 } mode_names[] = {
-    {"", MS_MODE_PYMALLOC},
-    {"default", MS_MODE_PYMALLOC},
-    {"pymalloc", MS_MODE_PYMALLOC},
-    {"malloc", MS_MODE_MALLOC},
-    {"mimalloc", MS_MODE_MIMALLOC},
+    {"", MS_BASE_PYMALLOC, false},
+    {"default", MS_BASE_PYMALLOC, false},
+    {"pymalloc", MS_BASE_PYMALLOC, false},
+    {"pymalloc_debug", MS_BASE_PYMALLOC, true},
+    {"debug", MS_BASE_PYMALLOC, true},
+    {"malloc", MS_BASE_MALLOC, false},
+    {"malloc_debug", MS_BASE_MALLOC, true},
+    {"mimalloc", MS_BASE_MIMALLOC, false},
+    {"mimalloc_debug", MS_BASE_MIMALLOC, true},
 };
 
 /* One line, then exit 1.  The value is printed as given but cut at 200 bytes and with
@@ -94,42 +100,54 @@ void ms_options_reject_mode(const char *reason)
     reject_because(d, v ? v : "", reason);
 }
 
-/* Decimal digits, optionally one K or M suffix; no sign, no overflow. */
-static bool parse_uint(const char *s, uint64_t *out)
+/* Decimal digits, then optionally one suffix from `suffixes` (K, M, G: powers of 1024,
+ * either case); no sign, no spaces, no overflow. */
+static bool parse_number(const char *s, const char *suffixes, uint64_t *out)
 {
     uint64_t v = 0;
-    if (*s == '\0')
+    if (*s < '0' || *s > '9')
         return false;
     for (; *s >= '0' && *s <= '9'; s++) {
-        if (v > (UINT64_MAX - 9) / 10)
+        uint64_t digit = (uint64_t)(*s - '0');
+        if (v > (UINT64_MAX - digit) / 10)
             return false;
-        v = v * 10 + (uint64_t)(*s - '0');
+        v = v * 10 + digit;
     }
-    *out = v;
-    if (*s == '\0')
+    if (*s == '\0') {
+        *out = v;
         return true;
-    return (*s == 'K' || *s == 'k' || *s == 'M' || *s == 'm') && s[1] == '\0';
+    }
+    char c = (char)(*s & ~0x20);   /* upper case */
+    if (s[1] != '\0' || strchr(suffixes, c) == NULL)
+        return false;
+    unsigned shift = c == 'K' ? 10 : c == 'M' ? 20 : 30;
+    if (v > (UINT64_MAX >> shift))
+        return false;
+    *out = v << shift;
+    return true;
 }
 
 static bool parse_arena_size(const char *s, size_t *out)
 {
     uint64_t v;
-    if (!parse_uint(s, &v))
-        return false;
-    size_t len = strlen(s);
-    char suffix = s[len - 1];
-    uint64_t unit = 1;
-    if (suffix == 'K' || suffix == 'k')
-        unit = 1024;
-    else if (suffix == 'M' || suffix == 'm')
-        unit = 1024 * 1024;
-    if (v == 0 || v > (64u << 20) || v * unit > (64u << 20) || v * unit < (256u << 10))
-        return false;
-    v *= unit;
-    if (v & (v - 1))
+    if (!parse_number(s, "KM", &v) || v < (256u << 10) || v > (64u << 20) || (v & (v - 1)))
         return false;
     *out = (size_t)v;
     return true;
+}
+
+static bool parse_bytes(const char *s, size_t *out)
+{
+    uint64_t v;
+    if (!parse_number(s, "KMG", &v) || v > SIZE_MAX / 2)
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+static bool parse_serial(const char *s, uint64_t *out)
+{
+    return parse_number(s, "", out) && *out != 0;
 }
 
 static const char *value_of(const struct ms_option_desc *d)
@@ -153,7 +171,8 @@ void ms_options_parse(struct ms_options *out)
             break;
     if (i == sizeof mode_names / sizeof mode_names[0])
         reject(d, v);
-    out->mode = mode_names[i].mode;
+    out->base = mode_names[i].base;
+    out->debug = mode_names[i].debug;
 
     d = &option_table[MS_OPT_mallocstats];
     v = value_of(d);
@@ -162,5 +181,16 @@ void ms_options_parse(struct ms_options *out)
     d = &option_table[MS_OPT_arena_size];
     v = value_of(d);
     if (!parse_arena_size(v, &out->arena_size))
+        reject(d, v);
+
+    d = &option_table[MS_OPT_quarantine];
+    v = value_of(d);
+    if (!parse_bytes(v, &out->quarantine))
+        reject(d, v);
+
+    d = &option_table[MS_OPT_break_serialno];
+    v = value_of(d);
+    out->break_serialno = 0;
+    if (*v != '\0' && !parse_serial(v, &out->break_serialno))
         reject(d, v);
 }

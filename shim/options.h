@@ -9,16 +9,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum ms_mode {
-    MS_MODE_PYMALLOC,
-    MS_MODE_MALLOC,
-    MS_MODE_MIMALLOC,   /* pymalloc over Debian's libmimalloc instead of the C library */
+#include <stdint.h>
+
+/* What serves the blocks, under the optional debug hooks. */
+enum ms_base {
+    MS_BASE_PYMALLOC,   /* pymalloc over the C library */
+    MS_BASE_MALLOC,     /* the C library alone */
+    MS_BASE_MIMALLOC,   /* pymalloc over Debian's libmimalloc instead of the C library */
 };
 
 struct ms_options {
-    enum ms_mode mode;
+    enum ms_base base;
+    bool debug;
     bool mallocstats;
     size_t arena_size;
+    size_t quarantine;
+    uint64_t break_serialno;   /* 0: off */
 };
 
 /* Parse every variable of options.def.  On an invalid value: one line on stderr naming the

@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include "debug.h"
 #include "libc.h"
 #include "mimalloc.h"
 #include "pymalloc.h"
@@ -23,6 +24,19 @@
 struct ms_shim ms_shim;
 
 static _Thread_local int this_thread_initialises;
+
+/* The debug layer's API id for each family. */
+static const char api_ids[MS_API_COUNT] = {
+    [MS_API_C] = MS_DEBUG_API_RAW,
+    [MS_API_NEW] = MS_DEBUG_API_NEW,
+    [MS_API_NEW_ARRAY] = MS_DEBUG_API_NEW_ARRAY,
+};
+
+static void set_every_top(struct ms_allocator a)
+{
+    for (int i = 0; i < MS_API_COUNT; i++)
+        ms_shim.top[i] = a;
+}
 
 /* Builds the stack bottom-up and returns the route the interposed functions take.  The
  * route stays UNINIT until start-up is complete, so nested calls are bootstrap ones. */
@@ -32,29 +46,41 @@ static enum ms_route compose(void)
     struct ms_allocator libc = ms_libc_allocator();
     struct ms_allocator bottom = libc;
 
-    if (opt->mode == MS_MODE_MIMALLOC && ms_mimalloc_load(&bottom) != 0)
+    if (opt->base == MS_BASE_MIMALLOC && ms_mimalloc_load(&bottom) != 0)
         ms_options_reject_mode("libmimalloc.so.2 is not installed (Debian package libmimalloc2.0)");
 
-    struct ms_pymalloc_config pycfg = {
-        .arena_size = opt->arena_size,
-        .lower = bottom,
-        .arenas = {0},
-        .stats_fd = opt->mallocstats ? 2 : -1,
-    };
-    ms_pymalloc_init(&pycfg);
-
-    switch (opt->mode) {
-    case MS_MODE_MALLOC:
-        for (int i = 0; i < MS_API_COUNT; i++)
-            ms_shim.top[i] = libc;
-        return MS_ROUTE_LIBC;
-    case MS_MODE_PYMALLOC:
-    case MS_MODE_MIMALLOC:
-    default:
-        for (int i = 0; i < MS_API_COUNT; i++)
-            ms_shim.top[i] = ms_pymalloc_allocator();
-        return MS_ROUTE_PYMALLOC;
+    struct ms_allocator base = bottom;
+    if (opt->base != MS_BASE_MALLOC) {
+        struct ms_pymalloc_config pycfg = {
+            .arena_size = opt->arena_size,
+            .lower = bottom,
+            .arenas = {0},
+            .stats_fd = opt->mallocstats ? 2 : -1,
+        };
+        ms_pymalloc_init(&pycfg);
+        base = ms_pymalloc_allocator();
     }
+
+    if (!opt->debug) {
+        set_every_top(base);
+        return opt->base == MS_BASE_MALLOC ? MS_ROUTE_LIBC : MS_ROUTE_PYMALLOC;
+    }
+
+    struct ms_debug_config dcfg = {
+        .lower = base,
+        .quarantine_bytes = opt->quarantine,
+        .break_serialno = opt->break_serialno,
+        .on_break = memshim_break_serialno,
+        .print_alloc_traceback = NULL,
+        .print_current_backtrace = NULL,
+        .foreign_size = NULL,   /* start-up's blocks never reach the layer (route.c) */
+        .foreign_free = NULL,
+        .fd = 2,
+    };
+    ms_debug_init(&dcfg);
+    for (int i = 0; i < MS_API_COUNT; i++)
+        ms_shim.top[i] = ms_debug_allocator(api_ids[i]);
+    return MS_ROUTE_STACK;
 }
 
 enum ms_route ms_shim_route_slow(void)
@@ -92,6 +118,10 @@ __attribute__((destructor)) static void memshim_finish(void)
 {
     if (ms_shim.init_state != 2)
         return;
-    if (ms_shim.options.mallocstats && ms_shim.options.mode == MS_MODE_PYMALLOC)
+    const struct ms_options *opt = &ms_shim.options;
+    if (opt->debug)
+        ms_debug_at_exit();
+    /* As CPython: the report only when pymalloc is in use. */
+    if (opt->mallocstats && opt->base != MS_BASE_MALLOC)
         ms_pymalloc_print_stats(2);
 }

@@ -14,8 +14,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "allocator.h"
+#include "fmt.h"
 #include "options.h"
 
 enum ms_route {
@@ -43,6 +45,8 @@ struct ms_shim {
                                                MS_ROUTE_STACK (the same struct in every
                                                slot unless a debug layer is in it) */
     struct ms_options options;
+    /* Prints the calling thread's backtrace (from the tracing layer's unwinder), or NULL. */
+    void (*print_backtrace)(struct ms_out *o);
     /* Blocks the C library handed out while memshim was initialising: they must go back
      * to the C library even when the stack's top layer would not know them. */
     void *bootstrap[MS_BOOTSTRAP_SLOTS];
@@ -70,6 +74,10 @@ void *ms_route_realloc(enum ms_api api, void *ptr, size_t size);
 void ms_route_free(enum ms_api api, void *ptr);
 void *ms_route_memalign(enum ms_api api, size_t alignment, size_t size);
 size_t ms_route_usable_size(enum ms_api api, void *ptr);
+
+/* The break-on-serial-number hook (exported, never inlined: `break memshim_break_serialno`
+ * in gdb stops there).  Prints the block's address and the backtrace, raises SIGTRAP. */
+void memshim_break_serialno(void *p, uint64_t serial);
 
 /* Bootstrap bookkeeping (shim/bootstrap.c; only consulted on the STACK route). */
 void ms_shim_bootstrap_record(void *p);

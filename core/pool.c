@@ -99,15 +99,13 @@ unsigned ms_pool_alloc_chain(struct ms_core *c, unsigned cls, unsigned n, void *
     return got;
 }
 
-void ms_pool_free_block(struct ms_core *c, void *block)
+/* The rare transitions of a block given back: the pool was full (to the front of its
+ * used list) or is now empty (to its arena). */
+static __attribute__((noinline)) void free_transition(struct ms_core *c, struct ms_pool *p,
+                                                      int was_full)
 {
-    struct ms_pool *p = ms_pool_of(block);
-    MS_ASSERT(p->count > 0 && p->szidx < MS_NUM_CLASSES);
-    int was_full = ms_pool_is_full(p);
-    *(void **)block = p->freeblock;
-    p->freeblock = block;
-    if (--p->count == 0) {
-        /* Empty: to the arena.  A pool of >= 31 blocks cannot go from full to empty. */
+    if (p->count == 0) {
+        /* A pool of >= 31 blocks cannot go from full to empty in one step. */
         if (!was_full)
             used_unlink(p);
         ms_arenamap_set_pool(p, MS_ARENAMAP_FREE);
@@ -117,11 +115,30 @@ void ms_pool_free_block(struct ms_core *c, void *block)
     }
 }
 
+static inline void free_one(struct ms_core *c, void *block)
+{
+    struct ms_pool *p = ms_pool_of(block);
+    void *fb = p->freeblock;
+    int was_full = fb == NULL && p->nextoffset > p->maxnextoffset;
+    *(void **)block = fb;
+    p->freeblock = block;
+    if (MS_UNLIKELY(--p->count == 0 || was_full))
+        free_transition(c, p, was_full);
+}
+
+void ms_pool_free_block(struct ms_core *c, void *block)
+{
+    MS_ASSERT(ms_pool_of(block)->count > 0 && ms_pool_of(block)->szidx < MS_NUM_CLASSES);
+    free_one(c, block);
+}
+
 void ms_pool_free_chain(struct ms_core *c, void *head)
 {
+    /* The flush path of thread caches: every block of a batch passes here, so the loop
+     * body is the common case only (see bench_core, python workloads). */
     while (head != NULL) {
         void *next = *(void **)head;
-        ms_pool_free_block(c, head);
+        free_one(c, head);
         head = next;
     }
 }

@@ -235,7 +235,7 @@ void ms_core_check_invariants(struct ms_core *c)
     ms_pools_check(c);
     ms_arenas_check(c);
     for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
-        unsigned n = 0;
+        size_t n = 0;
         for (void *b = c->tc.depot[cls].batches; b != NULL; b = ((void **)b)[1]) {
             unsigned k = 0;
             for (void *x = b; x != NULL; x = *(void **)x) {

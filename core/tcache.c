@@ -25,9 +25,9 @@ unsigned ms_tcache_batch(unsigned cls)
     return n < 16 ? 16 : n > 64 ? 64 : (unsigned)n;
 }
 
-unsigned ms_tcache_depot_max(unsigned cls)
+size_t ms_tcache_depot_max(unsigned cls)
 {
-    return (unsigned)(MS_DEPOT_MAX_BYTES / (ms_tcache_batch(cls) * ms_class_size(cls)));
+    return MS_DEPOT_MAX_BYTES / (ms_tcache_batch(cls) * ms_class_size(cls));
 }
 
 /* ---- the locked central path: no cache for this thread ---- */

@@ -29,7 +29,7 @@
  *           magazine becomes the spare.
  * A transfer list ("depot") is a stack of whole batches: a batch is a NULL-terminated
  * chain of batch-size blocks and its head block's SECOND word links to the next batch, so a
- * thread passes a batch to another in O(1) under the lock.  Two threads that free each
+ * thread passes a batch to another in O(1) under that list's lock.  Two threads that free each
  * other's blocks (producer/consumer) therefore take the lock once per batch and mostly
  * just hand batches over; the pools are touched only when a transfer list is empty (carve)
  * or full.  A full list means nobody is taking blocks of that class (a program freeing
@@ -91,14 +91,20 @@ struct ms_tcache {
     struct ms_tcache *prev;
 };
 
+/* A transfer list has its own lock, so that threads passing batches of different classes,
+ * or passing batches while another thread works on the pools, do not wait for each other.
+ * Lock order: the core lock before a transfer list's lock, never the other way round (a
+ * transfer list's lock is never held while taking the core lock). */
 struct ms_depot {
+    pthread_mutex_t lock;
     void *batches;              /* stack of batches, linked by the head block's 2nd word */
     size_t n;
     bool bypass;                /* overflowed and nobody took a batch since: pushes go
                                    straight to the pools */
 };
 
-/* The core's part for thread caches (under the core lock). */
+/* The core's part for thread caches: depot[] under their own locks, the rest under the
+ * core lock. */
 struct ms_tcache_shared {
     struct ms_depot depot[MS_NUM_CLASSES];
     struct ms_tcache *live;     /* registry of live caches, for stats and fork */
@@ -156,8 +162,17 @@ int ms_tcache_setup(struct ms_core *c);
 /* Give the calling thread's cached blocks and every transfer list back to the pools. */
 void ms_tcache_flush_self(struct ms_core *c);
 
-/* In the child after fork(), under the (re-initialised) lock: forget other threads. */
+/* fork() handling of the transfer lists' locks (the core lock is taken first by the
+ * caller, see pymalloc.c). */
+void ms_tcache_fork_prepare(struct ms_core *c);
+void ms_tcache_fork_parent(struct ms_core *c);
+/* In the child after fork(), locks re-initialised: forget the other threads' caches. */
 void ms_tcache_after_fork_child(struct ms_core *c);
+
+/* Under the core lock: take each transfer list's lock in turn and call fn on its batches
+ * (for the expensive invariant walk). */
+void ms_tcache_each_depot(struct ms_core *c, void (*fn)(unsigned cls, void *batches,
+                                                         size_t n));
 
 /* Per class, blocks held in thread caches (approximate: read without the owners'
  * cooperation) and in transfer lists; returns the number of live caches.  Under the lock. */

@@ -9,6 +9,7 @@
 #include "arenamap.h"
 #include "check.h"
 #include "core.h"
+#include "tcache.h"
 
 void ms_pools_init(struct ms_pools *p)
 {
@@ -101,6 +102,10 @@ unsigned ms_pool_alloc_chain(struct ms_core *c, unsigned cls, unsigned n, void *
     while (got < n) {
         struct ms_pool *p = sentinel->next;
         if (p == sentinel) {
+            /* A new arena would be mapped: first give the transfer lists' blocks back, they
+             * may free whole pools (for this class or any other). */
+            if (c->arenas.usable == NULL && ms_tcache_reclaim_locked(c))
+                continue;
             p = pool_start(c, cls);
             if (p == NULL)
                 break;

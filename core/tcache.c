@@ -266,15 +266,23 @@ void ms_tcache_flush_self(struct ms_core *c)
     ms_core_lock(c);
     if (tls_phase == PHASE_LIVE)
         bins_flush(c, ms_tcache_self);
-    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
-        struct ms_depot *d = &c->tc.depot[cls];
-        pthread_mutex_lock(&d->lock);
-        void *all = depot_take_all(d);
-        pthread_mutex_unlock(&d->lock);
-        batches_to_pools(c, all);
-    }
+    ms_tcache_reclaim_locked(c);
     MS_EXPENSIVE(ms_core_check_invariants(c));
     ms_core_unlock(c);
+}
+
+bool ms_tcache_reclaim_locked(struct ms_core *c)
+{
+    bool moved = false;
+    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
+        struct ms_depot *d = &c->tc.depot[cls];
+        pthread_mutex_lock(&d->lock);       /* core -> list: the lock order */
+        void *all = depot_take_all(d);
+        pthread_mutex_unlock(&d->lock);
+        moved |= all != NULL;
+        batches_to_pools(c, all);
+    }
+    return moved;
 }
 
 void ms_tcache_fork_prepare(struct ms_core *c)

@@ -41,6 +41,9 @@
  * is about 4 KiB (64 blocks of <= 64 bytes .. 16 blocks of 256..512 bytes), a thread keeps
  * at most two batches per class, a transfer list at most MS_DEPOT_MAX_BYTES.  Caches of
  * idle threads are not stolen from (that would need synchronisation on the fast path);
+ * the transfer lists, which are shared, are given back to the pools whenever the heap
+ * would otherwise grow by an arena (ms_tcache_reclaim_locked, from pool.c), so blocks
+ * parked there never make the program map more memory;
  * thread exit gives everything back to the pools, and ms_pymalloc_flush_thread_cache()
  * gives the calling thread's cache and all transfer lists back.
  *
@@ -158,6 +161,10 @@ size_t ms_tcache_depot_max(unsigned cls);
 
 /* Create the pthread key (from ms_pymalloc_init).  Returns 0 or -1. */
 int ms_tcache_setup(struct ms_core *c);
+
+/* Under the core lock: give every transfer list back to the pools (before the heap grows
+ * by an arena).  Returns whether any block moved. */
+bool ms_tcache_reclaim_locked(struct ms_core *c);
 
 /* Give the calling thread's cached blocks and every transfer list back to the pools. */
 void ms_tcache_flush_self(struct ms_core *c);

@@ -9,6 +9,7 @@
 #include "arenamap.h"
 #include "check.h"
 #include "core.h"
+#include "tcache.h"
 
 void ms_pools_init(struct ms_pools *p)
 {
@@ -54,19 +55,39 @@ static struct ms_pool *pool_start(struct ms_core *c, unsigned cls)
     return p;
 }
 
-static void *pool_take(struct ms_pool *p, size_t size)
+/* Append up to want blocks of pool p to the chain ending at *tailp; returns how many.
+ * Given-back blocks first (their list is already a chain: it is cut, not rebuilt), then
+ * never-used ones, linked in one tight loop.  This is the refill path of every thread
+ * cache, so it avoids per-block calls and writes it does not need. */
+static unsigned pool_take_run(struct ms_pool *p, size_t size, unsigned want, void ***tailp)
 {
+    void **tail = *tailp;
+    unsigned got = 0;
     void *b = p->freeblock;
     if (b != NULL) {
+        *tail = b;
+        got = 1;
+        while (got < want && *(void **)b != NULL) {
+            b = *(void **)b;
+            got++;
+        }
         p->freeblock = *(void **)b;
-    } else if (p->nextoffset <= p->maxnextoffset) {
-        b = (char *)p + p->nextoffset;
-        p->nextoffset += (uint32_t)size;
-    } else {
-        return NULL;
+        tail = (void **)b;
     }
-    p->count++;
-    return b;
+    if (got < want && p->nextoffset <= p->maxnextoffset) {
+        unsigned avail = (unsigned)((p->maxnextoffset - p->nextoffset) / size) + 1;
+        unsigned k = want - got < avail ? want - got : avail;
+        char *x = (char *)p + p->nextoffset;
+        *tail = x;
+        for (unsigned i = 1; i < k; i++, x += size)
+            *(void **)x = x + size;
+        tail = (void **)x;
+        p->nextoffset += (uint32_t)(k * size);
+        got += k;
+    }
+    p->count += got;
+    *tailp = tail;
+    return got;
 }
 
 unsigned ms_pool_alloc_chain(struct ms_core *c, unsigned cls, unsigned n, void **head)
@@ -81,16 +102,15 @@ unsigned ms_pool_alloc_chain(struct ms_core *c, unsigned cls, unsigned n, void *
     while (got < n) {
         struct ms_pool *p = sentinel->next;
         if (p == sentinel) {
+            /* A new arena would be mapped: first give the transfer lists' blocks back, they
+             * may free whole pools (for this class or any other). */
+            if (c->arenas.usable == NULL && ms_tcache_reclaim_locked(c))
+                continue;
             p = pool_start(c, cls);
             if (p == NULL)
                 break;
         }
-        void *b;
-        while (got < n && (b = pool_take(p, size)) != NULL) {
-            *tail = b;
-            tail = (void **)b;
-            got++;
-        }
+        got += pool_take_run(p, size, n - got, &tail);
         if (ms_pool_is_full(p))
             used_unlink(p);
     }
@@ -99,15 +119,13 @@ unsigned ms_pool_alloc_chain(struct ms_core *c, unsigned cls, unsigned n, void *
     return got;
 }
 
-void ms_pool_free_block(struct ms_core *c, void *block)
+/* The rare transitions of a block given back: the pool was full (to the front of its
+ * used list) or is now empty (to its arena). */
+static __attribute__((noinline)) void free_transition(struct ms_core *c, struct ms_pool *p,
+                                                      int was_full)
 {
-    struct ms_pool *p = ms_pool_of(block);
-    MS_ASSERT(p->count > 0 && p->szidx < MS_NUM_CLASSES);
-    int was_full = ms_pool_is_full(p);
-    *(void **)block = p->freeblock;
-    p->freeblock = block;
-    if (--p->count == 0) {
-        /* Empty: to the arena.  A pool of >= 31 blocks cannot go from full to empty. */
+    if (p->count == 0) {
+        /* A pool of >= 31 blocks cannot go from full to empty in one step. */
         if (!was_full)
             used_unlink(p);
         ms_arenamap_set_pool(p, MS_ARENAMAP_FREE);
@@ -117,11 +135,30 @@ void ms_pool_free_block(struct ms_core *c, void *block)
     }
 }
 
+static inline void free_one(struct ms_core *c, void *block)
+{
+    struct ms_pool *p = ms_pool_of(block);
+    void *fb = p->freeblock;
+    int was_full = fb == NULL && p->nextoffset > p->maxnextoffset;
+    *(void **)block = fb;
+    p->freeblock = block;
+    if (MS_UNLIKELY(--p->count == 0 || was_full))
+        free_transition(c, p, was_full);
+}
+
+void ms_pool_free_block(struct ms_core *c, void *block)
+{
+    MS_ASSERT(ms_pool_of(block)->count > 0 && ms_pool_of(block)->szidx < MS_NUM_CLASSES);
+    free_one(c, block);
+}
+
 void ms_pool_free_chain(struct ms_core *c, void *head)
 {
+    /* The flush path of thread caches: every block of a batch passes here, so the loop
+     * body is the common case only (see bench_core, python workloads). */
     while (head != NULL) {
         void *next = *(void **)head;
-        ms_pool_free_block(c, head);
+        free_one(c, head);
         head = next;
     }
 }

@@ -31,6 +31,7 @@ static size_t null_usable(void *ctx, void *p) { (void)ctx; (void)p; return 0; }
 
 struct ms_core ms_core = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
+    .tc.depot = { [0 ... MS_NUM_CLASSES - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER } },
     .lower = { NULL, null_malloc, null_calloc, null_realloc, null_free, null_memalign,
                null_usable },
     .stats_fd = -1,
@@ -38,8 +39,19 @@ struct ms_core ms_core = {
 
 /* ---- fork ---- */
 
-static void fork_prepare(void) { ms_core_lock(&ms_core); }
-static void fork_parent(void) { ms_core_unlock(&ms_core); }
+/* Every lock of the core, in the lock order, so that no thread is inside the core at the
+ * moment of fork(). */
+static void fork_prepare(void)
+{
+    ms_core_lock(&ms_core);
+    ms_tcache_fork_prepare(&ms_core);
+}
+
+static void fork_parent(void)
+{
+    ms_tcache_fork_parent(&ms_core);
+    ms_core_unlock(&ms_core);
+}
 
 static void fork_child(void)
 {
@@ -230,25 +242,28 @@ void ms_pymalloc_flush_thread_cache(void)
 }
 
 #ifdef MS_EXPENSIVE_CHECKS
+static void check_depot(unsigned cls, void *batches, size_t count)
+{
+    size_t n = 0;
+    for (void *b = batches; b != NULL; b = ((void **)b)[1]) {
+        unsigned k = 0;
+        for (void *x = b; x != NULL; x = *(void **)x) {
+            if (ms_arenamap_get(x) != ms_arenamap_value(cls))
+                ms_check_fail("transfer list block of another class", __FILE__, __LINE__);
+            k++;
+        }
+        if (k != ms_tcache_batch(cls))
+            ms_check_fail("transfer list batch size", __FILE__, __LINE__);
+        n++;
+    }
+    if (n != count || n > ms_tcache_depot_max(cls))
+        ms_check_fail("transfer list length", __FILE__, __LINE__);
+}
+
 void ms_core_check_invariants(struct ms_core *c)
 {
     ms_pools_check(c);
     ms_arenas_check(c);
-    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
-        unsigned n = 0;
-        for (void *b = c->tc.depot[cls].batches; b != NULL; b = ((void **)b)[1]) {
-            unsigned k = 0;
-            for (void *x = b; x != NULL; x = *(void **)x) {
-                if (ms_arenamap_get(x) != ms_arenamap_value(cls))
-                    ms_check_fail("transfer list block of another class", __FILE__, __LINE__);
-                k++;
-            }
-            if (k != ms_tcache_batch(cls))
-                ms_check_fail("transfer list batch size", __FILE__, __LINE__);
-            n++;
-        }
-        if (n != c->tc.depot[cls].n || n > ms_tcache_depot_max(cls))
-            ms_check_fail("transfer list length", __FILE__, __LINE__);
-    }
+    ms_tcache_each_depot(c, check_depot);
 }
 #endif

@@ -25,9 +25,9 @@ unsigned ms_tcache_batch(unsigned cls)
     return n < 16 ? 16 : n > 64 ? 64 : (unsigned)n;
 }
 
-unsigned ms_tcache_depot_max(unsigned cls)
+size_t ms_tcache_depot_max(unsigned cls)
 {
-    return (unsigned)(MS_DEPOT_MAX_BYTES / (ms_tcache_batch(cls) * ms_class_size(cls)));
+    return MS_DEPOT_MAX_BYTES / (ms_tcache_batch(cls) * ms_class_size(cls));
 }
 
 /* ---- the locked central path: no cache for this thread ---- */
@@ -50,47 +50,64 @@ static void central_free(struct ms_core *c, void *p)
     ms_core_unlock(c);
 }
 
-/* ---- transfer lists (under the lock) ---- */
+/* ---- transfer lists (each under its own lock) ---- */
 
 static void batch_link(void *batch, void *next) { ((void **)batch)[1] = next; }
 static void *batch_next(void *batch) { return ((void **)batch)[1]; }
 
-static void depot_drain(struct ms_core *c, struct ms_depot *d)
+/* Give a list of batches back to the pools.  Under the core lock. */
+static void batches_to_pools(struct ms_core *c, void *b)
 {
-    void *b = d->batches;
     while (b != NULL) {
         void *next = batch_next(b);
         ms_pool_free_chain(c, b);
         b = next;
     }
-    d->batches = NULL;
-    d->n = 0;
 }
 
+/* Detach all batches of a transfer list.  Under its lock. */
+static void *depot_take_all(struct ms_depot *d)
+{
+    void *all = d->batches;
+    d->batches = NULL;
+    d->n = 0;
+    return all;
+}
+
+/* A full batch from a thread.  No lock held on entry. */
 static void depot_push(struct ms_core *c, unsigned cls, void *batch)
 {
     struct ms_depot *d = &c->tc.depot[cls];
-    if (d->bypass || d->n >= ms_tcache_depot_max(cls)) {
-        /* Nobody is taking this class: let its pools (and maybe arenas) drain. */
-        depot_drain(c, d);
-        ms_pool_free_chain(c, batch);
-        d->bypass = true;
+    pthread_mutex_lock(&d->lock);
+    if (!d->bypass && d->n < ms_tcache_depot_max(cls)) {
+        batch_link(batch, d->batches);
+        d->batches = batch;
+        d->n++;
+        pthread_mutex_unlock(&d->lock);
         return;
     }
-    batch_link(batch, d->batches);
-    d->batches = batch;
-    d->n++;
+    /* Nobody is taking this class: let its pools (and maybe arenas) drain. */
+    batch_link(batch, depot_take_all(d));
+    d->bypass = true;
+    pthread_mutex_unlock(&d->lock);
+    ms_core_lock(c);
+    batches_to_pools(c, batch);
+    MS_EXPENSIVE(ms_core_check_invariants(c));
+    ms_core_unlock(c);
 }
 
+/* A full batch for a thread, or NULL.  No lock held on entry. */
 static void *depot_pop(struct ms_core *c, unsigned cls)
 {
     struct ms_depot *d = &c->tc.depot[cls];
+    pthread_mutex_lock(&d->lock);
     void *b = d->batches;
     d->bypass = false;          /* somebody takes blocks of this class again */
     if (b != NULL) {
         d->batches = batch_next(b);
         d->n--;
     }
+    pthread_mutex_unlock(&d->lock);
     return b;
 }
 
@@ -200,13 +217,14 @@ void *ms_tcache_alloc_slow(struct ms_bin *b)
             t->spare[cls] = NULL;
             b->room = 0;
         } else {
-            ms_core_lock(c);
             void *batch = depot_pop(c, cls);
             unsigned n = max;
-            if (batch == NULL)
+            if (batch == NULL) {
+                ms_core_lock(c);
                 n = ms_pool_alloc_chain(c, cls, n, &batch);
-            MS_EXPENSIVE(ms_core_check_invariants(c));
-            ms_core_unlock(c);
+                MS_EXPENSIVE(ms_core_check_invariants(c));
+                ms_core_unlock(c);
+            }
             if (n == 0)
                 return NULL;
             b->head = batch;
@@ -230,12 +248,8 @@ void ms_tcache_free_slow(void *p, unsigned cls)
     struct ms_bin *b = &t->bins[ms_arenamap_value(cls)];
     if (b->room == 0) {
         /* Full: it becomes the spare; a full spare moves on to the transfer list. */
-        if (t->spare[cls] != NULL) {
-            ms_core_lock(c);
+        if (t->spare[cls] != NULL)
             depot_push(c, cls, t->spare[cls]);
-            MS_EXPENSIVE(ms_core_check_invariants(c));
-            ms_core_unlock(c);
-        }
         t->spare[cls] = b->head;
         b->head = NULL;
         b->room = ms_tcache_batch(cls);
@@ -252,14 +266,52 @@ void ms_tcache_flush_self(struct ms_core *c)
     ms_core_lock(c);
     if (tls_phase == PHASE_LIVE)
         bins_flush(c, ms_tcache_self);
-    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++)
-        depot_drain(c, &c->tc.depot[cls]);
+    ms_tcache_reclaim_locked(c);
     MS_EXPENSIVE(ms_core_check_invariants(c));
     ms_core_unlock(c);
 }
 
+bool ms_tcache_reclaim_locked(struct ms_core *c)
+{
+    bool moved = false;
+    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
+        struct ms_depot *d = &c->tc.depot[cls];
+        pthread_mutex_lock(&d->lock);       /* core -> list: the lock order */
+        void *all = depot_take_all(d);
+        pthread_mutex_unlock(&d->lock);
+        moved |= all != NULL;
+        batches_to_pools(c, all);
+    }
+    return moved;
+}
+
+void ms_tcache_fork_prepare(struct ms_core *c)
+{
+    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++)
+        pthread_mutex_lock(&c->tc.depot[cls].lock);
+}
+
+void ms_tcache_fork_parent(struct ms_core *c)
+{
+    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++)
+        pthread_mutex_unlock(&c->tc.depot[cls].lock);
+}
+
+void ms_tcache_each_depot(struct ms_core *c, void (*fn)(unsigned cls, void *batches,
+                                                         size_t n))
+{
+    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
+        struct ms_depot *d = &c->tc.depot[cls];
+        pthread_mutex_lock(&d->lock);
+        fn(cls, d->batches, d->n);
+        pthread_mutex_unlock(&d->lock);
+    }
+}
+
 void ms_tcache_after_fork_child(struct ms_core *c)
 {
+    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++)
+        pthread_mutex_init(&c->tc.depot[cls].lock, NULL);
     struct ms_tcache *self = tls_phase == PHASE_LIVE ? ms_tcache_self : NULL;
     struct ms_tcache *t = c->tc.live;
     while (t != NULL) {
@@ -281,8 +333,11 @@ size_t ms_tcache_count(struct ms_core *c, size_t cached[MS_NUM_CLASSES],
 {
     size_t nthreads = 0;
     for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
+        struct ms_depot *d = &c->tc.depot[cls];
         cached[cls] = 0;
-        depot[cls] = (size_t)c->tc.depot[cls].n * ms_tcache_batch(cls);
+        pthread_mutex_lock(&d->lock);
+        depot[cls] = d->n * ms_tcache_batch(cls);
+        pthread_mutex_unlock(&d->lock);
     }
     for (struct ms_tcache *t = c->tc.live; t != NULL; t = t->next) {
         nthreads++;

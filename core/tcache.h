@@ -29,7 +29,7 @@
  *           magazine becomes the spare.
  * A transfer list ("depot") is a stack of whole batches: a batch is a NULL-terminated
  * chain of batch-size blocks and its head block's SECOND word links to the next batch, so a
- * thread passes a batch to another in O(1) under the lock.  Two threads that free each
+ * thread passes a batch to another in O(1) under that list's lock.  Two threads that free each
  * other's blocks (producer/consumer) therefore take the lock once per batch and mostly
  * just hand batches over; the pools are touched only when a transfer list is empty (carve)
  * or full.  A full list means nobody is taking blocks of that class (a program freeing
@@ -41,6 +41,9 @@
  * is about 4 KiB (64 blocks of <= 64 bytes .. 16 blocks of 256..512 bytes), a thread keeps
  * at most two batches per class, a transfer list at most MS_DEPOT_MAX_BYTES.  Caches of
  * idle threads are not stolen from (that would need synchronisation on the fast path);
+ * the transfer lists, which are shared, are given back to the pools whenever the heap
+ * would otherwise grow by an arena (ms_tcache_reclaim_locked, from pool.c), so blocks
+ * parked there never make the program map more memory;
  * thread exit gives everything back to the pools, and ms_pymalloc_flush_thread_cache()
  * gives the calling thread's cache and all transfer lists back.
  *
@@ -65,9 +68,13 @@
 #include "check.h"
 #include "sizeclass.h"
 
-/* A transfer list holds at most this many bytes of blocks (whole batches); see
- * ms_tcache_depot_max().  Large enough that two threads trading bursts of a few thousand
- * blocks pass them as batches instead of through the pools (bench_core xfree). */
+/* A transfer list holds at most this many bytes of blocks (whole batches).  Enough for
+ * two threads trading bursts of a few thousand blocks to pass them as batches instead of
+ * through the pools (bench_core xfree: 4 batches were too few).  Not more: a bound that
+ * grew with the heap (a quarter of it) saved python's phases 1.5% of instructions but
+ * kept a whole freed million-object list in a transfer list (32 MB, spread over every
+ * arena) when it did not overflow, so no arena went back (python RSS after freeing stayed
+ * 165 MB instead of 10 MB). */
 #define MS_DEPOT_MAX_BYTES ((size_t)64 << 10)
 
 struct ms_core;
@@ -87,14 +94,20 @@ struct ms_tcache {
     struct ms_tcache *prev;
 };
 
+/* A transfer list has its own lock, so that threads passing batches of different classes,
+ * or passing batches while another thread works on the pools, do not wait for each other.
+ * Lock order: the core lock before a transfer list's lock, never the other way round (a
+ * transfer list's lock is never held while taking the core lock). */
 struct ms_depot {
+    pthread_mutex_t lock;
     void *batches;              /* stack of batches, linked by the head block's 2nd word */
-    uint32_t n;
+    size_t n;
     bool bypass;                /* overflowed and nobody took a batch since: pushes go
                                    straight to the pools */
 };
 
-/* The core's part for thread caches (under the core lock). */
+/* The core's part for thread caches: depot[] under their own locks, the rest under the
+ * core lock. */
 struct ms_tcache_shared {
     struct ms_depot depot[MS_NUM_CLASSES];
     struct ms_tcache *live;     /* registry of live caches, for stats and fork */
@@ -144,16 +157,29 @@ static inline bool ms_tcache_free(void *p, unsigned v)
 unsigned ms_tcache_batch(unsigned cls);
 
 /* Most batches a transfer list of class cls holds. */
-unsigned ms_tcache_depot_max(unsigned cls);
+size_t ms_tcache_depot_max(unsigned cls);
 
 /* Create the pthread key (from ms_pymalloc_init).  Returns 0 or -1. */
 int ms_tcache_setup(struct ms_core *c);
 
+/* Under the core lock: give every transfer list back to the pools (before the heap grows
+ * by an arena).  Returns whether any block moved. */
+bool ms_tcache_reclaim_locked(struct ms_core *c);
+
 /* Give the calling thread's cached blocks and every transfer list back to the pools. */
 void ms_tcache_flush_self(struct ms_core *c);
 
-/* In the child after fork(), under the (re-initialised) lock: forget other threads. */
+/* fork() handling of the transfer lists' locks (the core lock is taken first by the
+ * caller, see pymalloc.c). */
+void ms_tcache_fork_prepare(struct ms_core *c);
+void ms_tcache_fork_parent(struct ms_core *c);
+/* In the child after fork(), locks re-initialised: forget the other threads' caches. */
 void ms_tcache_after_fork_child(struct ms_core *c);
+
+/* Under the core lock: take each transfer list's lock in turn and call fn on its batches
+ * (for the expensive invariant walk). */
+void ms_tcache_each_depot(struct ms_core *c, void (*fn)(unsigned cls, void *batches,
+                                                         size_t n));
 
 /* Per class, blocks held in thread caches (approximate: read without the owners'
  * cooperation) and in transfer lists; returns the number of live caches.  Under the lock. */

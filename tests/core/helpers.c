@@ -12,13 +12,14 @@
 #include "os.h"
 #include "sizeclass.h"
 
+/* Counters are bumped atomically: the stress and thread tests call in from many threads. */
 struct fake_lower fake_lower;
 struct fake_arenas fake_arenas;
 
 static void *l_malloc(void *ctx, size_t n)
 {
     (void)ctx;
-    fake_lower.nmalloc++;
+    __atomic_fetch_add(&fake_lower.nmalloc, 1, __ATOMIC_RELAXED);
     fake_lower.last_malloc_size = n;
     return fake_lower.fail ? NULL : malloc(n);
 }
@@ -26,35 +27,35 @@ static void *l_malloc(void *ctx, size_t n)
 static void *l_calloc(void *ctx, size_t a, size_t b)
 {
     (void)ctx;
-    fake_lower.ncalloc++;
+    __atomic_fetch_add(&fake_lower.ncalloc, 1, __ATOMIC_RELAXED);
     return fake_lower.fail ? NULL : calloc(a, b);
 }
 
 static void *l_realloc(void *ctx, void *p, size_t n)
 {
     (void)ctx;
-    fake_lower.nrealloc++;
+    __atomic_fetch_add(&fake_lower.nrealloc, 1, __ATOMIC_RELAXED);
     return fake_lower.fail ? NULL : realloc(p, n);
 }
 
 static void l_free(void *ctx, void *p)
 {
     (void)ctx;
-    fake_lower.nfree++;
+    __atomic_fetch_add(&fake_lower.nfree, 1, __ATOMIC_RELAXED);
     free(p);
 }
 
 static void *l_memalign(void *ctx, size_t al, size_t n)
 {
     (void)ctx;
-    fake_lower.nmemalign++;
+    __atomic_fetch_add(&fake_lower.nmemalign, 1, __ATOMIC_RELAXED);
     return fake_lower.fail ? NULL : memalign(al, n);
 }
 
 static size_t l_usable(void *ctx, void *p)
 {
     (void)ctx;
-    fake_lower.nusable++;
+    __atomic_fetch_add(&fake_lower.nusable, 1, __ATOMIC_RELAXED);
     return malloc_usable_size(p);
 }
 

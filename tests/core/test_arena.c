@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Arena ordering (fullest first, O(1) nfp2lasta), release and the keep-one rule. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 
 #include "arena.h"
 #include "core.h"
@@ -144,4 +145,48 @@ Test(arena, new_arena_failure_falls_back_to_lower)
     void *p = ms_pymalloc_malloc(NULL, 16);
     cr_assert_not_null(p);
     cr_assert(ms_pymalloc_owns(p));
+}
+
+Test(arena, transfer_lists_reclaimed_before_a_new_arena)
+{
+    /* Every pool of the only arena holds 8 blocks that sit in a transfer list; a request
+     * of another class must get a pool from them, not a new arena. */
+    core_setup(ASZ, false);
+    enum { NB = 31 * 16 };
+    static void *b[NB];
+    void *head;
+    ms_core_lock(&ms_core);
+    cr_assert_eq(ms_pool_alloc_chain(&ms_core, 31, NB, &head), NB);
+    for (int i = 0; i < NB; i++, head = *(void **)head)
+        b[i] = head;
+    void *batches = NULL, *batch = NULL;
+    int inbatch = 0, nbatches = 0;
+    for (int i = 0; i < NB; i++) {
+        if (i % 31 < 8) {
+            *(void **)b[i] = batch;     /* a batch is a chain... */
+            batch = b[i];
+            if (++inbatch == 16) {
+                ((void **)batch)[1] = batches;   /* ...linked by its head's 2nd word */
+                batches = batch;
+                batch = NULL;
+                inbatch = 0;
+                nbatches++;
+            }
+        } else {
+            ms_pool_free_block(&ms_core, b[i]);
+        }
+    }
+    ms_core_unlock(&ms_core);
+    cr_assert_eq(nbatches, 8);
+    cr_assert_null(ms_core.arenas.usable, "no free pool anywhere");
+    struct ms_depot *d = &ms_core.tc.depot[31];
+    pthread_mutex_lock(&d->lock);
+    d->batches = batches;
+    d->n = 8;
+    pthread_mutex_unlock(&d->lock);
+
+    void *p = ms_pymalloc_malloc(NULL, 16);
+    cr_assert(ms_pymalloc_owns(p));
+    cr_assert_eq(fake_arenas.nalloc, 1, "the transfer list was given back instead");
+    cr_assert_eq(d->n, 0);
 }

@@ -141,3 +141,38 @@ Test(pool, chain_is_exact_and_terminated)
     ms_core_unlock(&ms_core);
     cr_assert_null(first_used(0));
 }
+
+Test(pool, chain_cuts_the_free_list_then_carves)
+{
+    core_setup(0, false);
+    void *b[12];
+    for (int i = 0; i < 12; i++)
+        b[i] = take(3);
+    struct ms_pool *p = ms_pool_of(b[0]);
+    for (int i = 0; i < 10; i++)
+        give(b[i]);                      /* free list: b9, b8, ..., b0 */
+    void *head;
+    ms_core_lock(&ms_core);
+    unsigned n = ms_pool_alloc_chain(&ms_core, 3, 4, &head);
+    ms_core_unlock(&ms_core);
+    cr_assert_eq(n, 4);
+    void *x = head;
+    for (int i = 9; i >= 6; i--, x = *(void **)x)
+        cr_assert_eq(x, b[i], "LIFO order, block %d", i);
+    cr_assert_null(x, "chain terminated");
+    cr_assert_eq(p->freeblock, b[5], "the rest stays on the pool's list");
+    cr_assert_eq(p->count, 6);
+    /* Asking for more than the list holds: the list, then carving continues at b[12]. */
+    ms_core_lock(&ms_core);
+    n = ms_pool_alloc_chain(&ms_core, 3, 8, &head);
+    ms_core_unlock(&ms_core);
+    cr_assert_eq(n, 8);
+    x = head;
+    for (int i = 5; i >= 0; i--, x = *(void **)x)
+        cr_assert_eq(x, b[i]);
+    cr_assert_eq(x, (char *)b[11] + 64);
+    cr_assert_eq(*(void **)x, (char *)b[11] + 128);
+    cr_assert_null(*(void **)*(void **)x);
+    cr_assert_null(p->freeblock);
+    cr_assert_eq(p->count, 14);
+}

@@ -160,6 +160,15 @@ static void dump_live(struct ms_out *o, const struct ms_livetab_entry *e)
     api_tail(o, ms_layout_api(p));
     requested(o, claimed);
     pads(o, p - (MS_DEBUG_S - 1), MS_DEBUG_S - 1, true);
+    if (claimed != real && !ms_livetab_is_aligned_block(e)) {
+        /* Only the lower allocator's size of the block is known: no tail to show. */
+        ms_out_str(o, "    The size field is corrupted: the block has room for at most ");
+        ms_out_udec(o, real, 0);
+        ms_out_str(o, " bytes,\n       so the trailing pad bytes cannot be found.\n");
+        data_line(o, p, real);
+        ms_out_char(o, '\n');
+        return;
+    }
     if (claimed != real) {
         ms_out_str(o, "    The size field is corrupted: memshim recorded ");
         ms_out_udec(o, real, 0);

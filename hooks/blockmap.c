@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The live-block bitmap (see blockmap.h).  Hot path: ms_blockmap_set on every plain
+ * malloc, ms_blockmap_claim on every free.  Never calls malloc, never prints.
+ */
+#include "blockmap.h"
+
+#include <stdatomic.h>
+
+#include "os.h"
+#include "spinlock.h"
+
+#define LEAF_SHIFT 28                          /* 256 MiB of addresses per leaf */
+#define ROOT_ENTRIES ((size_t)1 << (47 - LEAF_SHIFT))
+#define LEAF_BITS ((size_t)1 << (LEAF_SHIFT - 4))
+#define LEAF_WORDS (LEAF_BITS / 64)
+#define STRIPE_SHIFT 16                        /* 64 KiB of addresses per stripe lock */
+#define STRIPES 64
+#define MAX_LEAVES 4096                        /* 1 TiB of heap */
+#define PAGE_WORDS 512                         /* bitmap words per 4 KiB page */
+#define LEAF_PAGES (LEAF_WORDS / PAGE_WORDS)
+
+struct leaf {
+    struct {
+        struct ms_spin lock;
+    } __attribute__((aligned(64))) stripes[STRIPES];
+    uintptr_t first;                           /* address of granule 0 */
+    /* One bit per page of bits[] that was ever written: walks and counts skip the rest,
+     * so a short-lived process's exit check does not fault in 2 MiB of zero pages. */
+    _Atomic uint64_t used_pages[LEAF_PAGES / 64];
+    _Atomic uint64_t bits[LEAF_WORDS];
+};
+
+static struct blockmap_state {
+    _Atomic(struct leaf *) *root;              /* ROOT_ENTRIES pointers */
+    struct ms_spin grow_lock;                  /* root creation and new leaves */
+    struct leaf *leaves[MAX_LEAVES];           /* every leaf, for walks */
+    _Atomic size_t nleaves;
+} M = {
+    .grow_lock = MS_SPIN_INIT,
+};
+
+static inline struct leaf *leaf_of(uintptr_t p)
+{
+    _Atomic(struct leaf *) *root = M.root;
+    if (root == NULL)
+        return NULL;
+    return atomic_load_explicit(&root[p >> LEAF_SHIFT], memory_order_acquire);
+}
+
+static inline size_t bit_index(uintptr_t p)
+{
+    return (size_t)(p >> 4) & (LEAF_BITS - 1);
+}
+
+static inline struct ms_spin *stripe_lock(struct leaf *l, uintptr_t p)
+{
+    return &l->stripes[(p >> STRIPE_SHIFT) & (STRIPES - 1)].lock;
+}
+
+static struct leaf *make_leaf(uintptr_t p)
+{
+    struct leaf *l = NULL;
+    ms_spin_lock(&M.grow_lock);
+    if (M.root == NULL)
+        M.root = ms_os_map(ROOT_ENTRIES * sizeof *M.root);
+    size_t n = atomic_load_explicit(&M.nleaves, memory_order_relaxed);
+    if (M.root != NULL) {
+        l = atomic_load_explicit(&M.root[p >> LEAF_SHIFT], memory_order_relaxed);
+        if (l == NULL && n < MAX_LEAVES) {
+            l = ms_os_map(sizeof *l);
+            if (l != NULL) {
+                l->first = p & ~(((uintptr_t)1 << LEAF_SHIFT) - 1);
+                M.leaves[n] = l;
+                atomic_store_explicit(&M.nleaves, n + 1, memory_order_release);
+                atomic_store_explicit(&M.root[p >> LEAF_SHIFT], l, memory_order_release);
+            }
+        }
+    }
+    ms_spin_unlock(&M.grow_lock);
+    return l;
+}
+
+int ms_blockmap_set(uintptr_t p)
+{
+    struct leaf *l = leaf_of(p);
+    if (l == NULL && (l = make_leaf(p)) == NULL)
+        return -1;
+    size_t i = bit_index(p);
+    size_t page = i / 64 / PAGE_WORDS;
+    uint64_t page_bit = (uint64_t)1 << (page % 64);
+    if (!(atomic_load_explicit(&l->used_pages[page / 64], memory_order_relaxed) & page_bit))
+        atomic_fetch_or_explicit(&l->used_pages[page / 64], page_bit, memory_order_relaxed);
+    atomic_fetch_or_explicit(&l->bits[i / 64], (uint64_t)1 << (i % 64), memory_order_release);
+    return 0;
+}
+
+bool ms_blockmap_claim(uintptr_t p)
+{
+    if (!ms_blockmap_covers(p))
+        return false;
+    struct leaf *l = leaf_of(p);
+    if (l == NULL)
+        return false;
+    size_t i = bit_index(p);
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    struct ms_spin *lock = stripe_lock(l, p);
+    ms_spin_lock(lock);
+    uint64_t old = atomic_fetch_and_explicit(&l->bits[i / 64], ~bit, memory_order_acq_rel);
+    ms_spin_unlock(lock);
+    return (old & bit) != 0;
+}
+
+bool ms_blockmap_test(uintptr_t p)
+{
+    if (!ms_blockmap_covers(p))
+        return false;
+    struct leaf *l = leaf_of(p);
+    if (l == NULL)
+        return false;
+    size_t i = bit_index(p);
+    uint64_t w = atomic_load_explicit(&l->bits[i / 64], memory_order_acquire);
+    return (w >> (i % 64)) & 1;
+}
+
+/* Was the bitmap page holding word w ever written?  (A stripe run of 64 words lies
+ * within one page.) */
+static bool page_used(struct leaf *l, size_t w)
+{
+    size_t page = w / PAGE_WORDS;
+    uint64_t used = atomic_load_explicit(&l->used_pages[page / 64], memory_order_acquire);
+    return (used >> (page % 64)) & 1;
+}
+
+/* A stripe's granules are not contiguous bit ranges of the whole leaf but runs of 4096
+ * bits (64 KiB / 16) every STRIPES runs; walk them run by run. */
+static uintptr_t walk_stripe(struct leaf *l, unsigned s, bool (*fn)(uintptr_t, void *),
+                             void *arg)
+{
+    const size_t run_words = ((size_t)1 << (STRIPE_SHIFT - 4)) / 64;
+    for (size_t run = s; run * run_words < LEAF_WORDS; run += STRIPES) {
+        if (!page_used(l, run * run_words))
+            continue;
+        for (size_t w = run * run_words; w < (run + 1) * run_words; w++) {
+            uint64_t bits = atomic_load_explicit(&l->bits[w], memory_order_acquire);
+            while (bits != 0) {
+                unsigned b = (unsigned)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                uintptr_t p = l->first + ((w * 64 + b) << 4);
+                if (fn(p, arg))
+                    return p;
+            }
+        }
+    }
+    return 0;
+}
+
+uintptr_t ms_blockmap_walk(bool (*fn)(uintptr_t p, void *arg), void *arg)
+{
+    size_t n = atomic_load_explicit(&M.nleaves, memory_order_acquire);
+    for (size_t k = 0; k < n; k++) {
+        struct leaf *l = M.leaves[k];
+        for (unsigned s = 0; s < STRIPES; s++) {
+            ms_spin_lock(&l->stripes[s].lock);
+            uintptr_t hit = walk_stripe(l, s, fn, arg);
+            ms_spin_unlock(&l->stripes[s].lock);
+            if (hit != 0)
+                return hit;
+        }
+    }
+    return 0;
+}
+
+size_t ms_blockmap_count(void)
+{
+    size_t total = 0;
+    size_t n = atomic_load_explicit(&M.nleaves, memory_order_acquire);
+    for (size_t k = 0; k < n; k++)
+        for (size_t w = 0; w < LEAF_WORDS; w++)
+            if (w % PAGE_WORDS != 0 || page_used(M.leaves[k], w))
+                total += (size_t)__builtin_popcountll(
+                    atomic_load_explicit(&M.leaves[k]->bits[w], memory_order_relaxed));
+            else
+                w += PAGE_WORDS - 1;
+    return total;
+}
+
+void ms_blockmap_fork_prepare(void)
+{
+    ms_spin_lock(&M.grow_lock);
+    size_t n = atomic_load_explicit(&M.nleaves, memory_order_relaxed);
+    for (size_t k = 0; k < n; k++)
+        for (unsigned s = 0; s < STRIPES; s++)
+            ms_spin_lock(&M.leaves[k]->stripes[s].lock);
+}
+
+void ms_blockmap_fork_parent(void)
+{
+    size_t n = atomic_load_explicit(&M.nleaves, memory_order_relaxed);
+    for (size_t k = 0; k < n; k++)
+        for (unsigned s = 0; s < STRIPES; s++)
+            ms_spin_unlock(&M.leaves[k]->stripes[s].lock);
+    ms_spin_unlock(&M.grow_lock);
+}
+
+/* The child's only thread is the one that forked, holding every lock: start afresh. */
+void ms_blockmap_fork_child(void)
+{
+    size_t n = atomic_load_explicit(&M.nleaves, memory_order_relaxed);
+    for (size_t k = 0; k < n; k++)
+        for (unsigned s = 0; s < STRIPES; s++)
+            ms_spin_init(&M.leaves[k]->stripes[s].lock);
+    ms_spin_init(&M.grow_lock);
+}

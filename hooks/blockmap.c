@@ -95,32 +95,36 @@ int ms_blockmap_set(uintptr_t p)
     return 0;
 }
 
+/* The word and bit of p, or NULL when p cannot be live (not covered, no leaf). */
+static _Atomic uint64_t *word_of(uintptr_t p, uint64_t *bit, struct leaf **leaf)
+{
+    if (!ms_blockmap_covers(p) || (*leaf = leaf_of(p)) == NULL)
+        return NULL;
+    size_t i = bit_index(p);
+    *bit = (uint64_t)1 << (i % 64);
+    return &(*leaf)->bits[i / 64];
+}
+
 bool ms_blockmap_claim(uintptr_t p)
 {
-    if (!ms_blockmap_covers(p))
+    uint64_t bit;
+    struct leaf *l;
+    _Atomic uint64_t *w = word_of(p, &bit, &l);
+    if (w == NULL)
         return false;
-    struct leaf *l = leaf_of(p);
-    if (l == NULL)
-        return false;
-    size_t i = bit_index(p);
-    uint64_t bit = (uint64_t)1 << (i % 64);
     struct ms_spin *lock = stripe_lock(l, p);
     ms_spin_lock(lock);
-    uint64_t old = atomic_fetch_and_explicit(&l->bits[i / 64], ~bit, memory_order_acq_rel);
+    uint64_t old = atomic_fetch_and_explicit(w, ~bit, memory_order_acq_rel);
     ms_spin_unlock(lock);
     return (old & bit) != 0;
 }
 
 bool ms_blockmap_test(uintptr_t p)
 {
-    if (!ms_blockmap_covers(p))
-        return false;
-    struct leaf *l = leaf_of(p);
-    if (l == NULL)
-        return false;
-    size_t i = bit_index(p);
-    uint64_t w = atomic_load_explicit(&l->bits[i / 64], memory_order_acquire);
-    return (w >> (i % 64)) & 1;
+    uint64_t bit;
+    struct leaf *l;
+    _Atomic uint64_t *w = word_of(p, &bit, &l);
+    return w != NULL && (atomic_load_explicit(w, memory_order_acquire) & bit) != 0;
 }
 
 /* Was the bitmap page holding word w ever written?  (A stripe run of 64 words lies

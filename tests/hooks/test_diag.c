@@ -536,3 +536,32 @@ Test(debug_diag, bad_free_aborts_the_process, .signal = SIGABRT)
     p[1] = 0;
     a.free(a.ctx, p);
 }
+
+static void big_never_freed(void *arg)
+{
+    (void)arg;
+    struct ms_allocator a = ms_debug_allocator('m');
+    unsigned char *p = a.malloc(a.ctx, 1 << 20);
+    memset(p, 0, 1 << 20);
+    p[(1 << 20) + 7] = 0;
+    ms_debug_at_exit();
+}
+
+Test(debug_diag, never_freed_overflow_of_a_big_block_at_exit)
+{
+    expect_fatal(0, big_never_freed, NULL,
+                 "Debug memory block at address p=0xADDR: API 'm'\n"
+                 "    1048576 bytes originally requested\n" OK_LEAD
+                 "    The 8 pad bytes at tail=0xADDR are not all FORBIDDENBYTE (0xfd):\n"
+                 "        at tail+0: 0xfd\n"
+                 "        at tail+1: 0xfd\n"
+                 "        at tail+2: 0xfd\n"
+                 "        at tail+3: 0xfd\n"
+                 "        at tail+4: 0xfd\n"
+                 "        at tail+5: 0xfd\n"
+                 "        at tail+6: 0xfd\n"
+                 "        at tail+7: 0x00 *** OUCH\n" MADE
+                 "    Data at p: 00 00 00 00 00 00 00 00 ... 00 00 00 00 00 00 00 00\n\n"
+                 TRACE_OFF
+                 "Fatal memshim error: memshim_debug_at_exit: bad trailing pad byte\n");
+}

@@ -387,3 +387,32 @@ Test(debug_layout, foreign_blocks_are_handed_to_the_callbacks)
     raw = malloc(64);
     a.free(a.ctx, raw + 8);
 }
+
+Test(debug_layout, big_blocks_in_other_leaves_are_tracked_and_counted)
+{
+    debug_setup(0);
+    struct ms_allocator a = api('r');
+    /* 1 MiB blocks come from glibc's mmap, far from its heap: other bitmap leaves. */
+    uint8_t *big[4], *small[100];
+    for (int i = 0; i < 4; i++) {
+        big[i] = a.malloc(a.ctx, 1 << 20);
+        assert_layout(big[i], 1 << 20, 'r', ms_debug_serialno());
+        cr_assert_eq(a.usable_size(a.ctx, big[i]), 1 << 20);
+    }
+    for (int i = 0; i < 100; i++)
+        small[i] = a.malloc(a.ctx, 24);
+    struct ms_debug_stats st;
+    ms_debug_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 104);
+    ms_debug_check_heap();
+    for (int i = 0; i < 4; i++) {
+        cr_assert(ms_debug_owns(big[i]));
+        cr_assert_not(ms_debug_owns(big[i] + 16));
+        a.free(a.ctx, big[i]);
+        cr_assert_not(ms_debug_owns(big[i]));
+    }
+    for (int i = 0; i < 100; i++)
+        a.free(a.ctx, small[i]);
+    ms_debug_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 0);
+}

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The debug layer (SPEC 3, issue 3): CPython's debug hooks as an allocator over a lower
- * allocator, plus what CPython cannot see: double and invalid frees (a table of the blocks
- * handed out, so nothing is decided by reading bytes in front of an unknown pointer),
+ * allocator, plus what CPython cannot see: double and invalid frees (a bitmap of the live
+ * blocks by address, so nothing is decided by reading bytes in front of an unknown
+ * pointer),
  * writes after free (a FIFO quarantine of DEADBYTE-filled blocks, verified when they leave
  * and at exit), overflows of blocks never freed (every live block checked at exit or on
  * demand), and a break on serial number.

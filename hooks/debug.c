@@ -183,7 +183,9 @@ static _Noreturn void bad_pointer(enum ms_diag_op op, void *ptr)
     struct ms_quarantine_rec r;
     bool in_freed = ms_quarantine_find(a, &r);
     if (in_freed && r.e.p == a)
-        ms_diag_double_free(&S.cfg, op, &r);
+        ms_diag_double_free(&S.cfg, op, &r, true);
+    if (!in_freed && ms_quarantine_find_released(a, &r))
+        ms_diag_double_free(&S.cfg, op, &r, false);
     struct ms_diag_where where = { .container = &r.e, .serial = r.serial, .freed = true };
     struct ms_livetab_entry live;
     struct containing c = { .addr = a };

@@ -254,16 +254,18 @@ void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op
 }
 
 void ms_diag_double_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
-                         const struct ms_quarantine_rec *r)
+                         const struct ms_quarantine_rec *r, bool queued)
 {
     struct ms_out o;
     begin(&o, cfg);
     freed_heading(&o, r);
+    ms_out_str(&o, queued ? "    It is in the quarantine: "
+                          : "    It has left the quarantine (its memory may be in use "
+                            "again): ");
     if (op == MS_DIAG_REALLOC)
-        ms_out_str(&o, "    It is in the quarantine: realloc was called on a block that "
-                       "was already freed.\n\n");
+        ms_out_str(&o, "realloc was called on a block that was already freed.\n\n");
     else
-        ms_out_str(&o, "    It is in the quarantine: this is its second free.\n\n");
+        ms_out_str(&o, "this is its second free.\n\n");
     finish(&o, cfg, op, op == MS_DIAG_REALLOC ? "realloc of freed memory" : "double free",
            NULL);
 }

@@ -48,6 +48,10 @@ size_t ms_quarantine_drain(struct ms_quarantine_rec *victims, size_t max);
  * queued.  Error path: a linear scan, newest first. */
 bool ms_quarantine_find(uintptr_t p, struct ms_quarantine_rec *out);
 
+/* The record of p if p is one of the last 16384 blocks that left the queue (newest
+ * first).  Error path: a linear scan. */
+bool ms_quarantine_find_released(uintptr_t p, struct ms_quarantine_rec *out);
+
 /* Call fn on every queued record, oldest first, with the queue locked (fn must not call
  * back into the quarantine).  Stops when fn returns true; that record goes to *found. */
 bool ms_quarantine_walk(bool (*fn)(const struct ms_quarantine_rec *r, void *arg),

@@ -292,6 +292,31 @@ Test(debug_diag, double_free_before_and_after_reuse)
                  "Fatal memshim error: memshim_debug_realloc: realloc of freed memory\n");
 }
 
+static void double_free_after_quarantine(void *arg)
+{
+    (void)arg;
+    struct ms_allocator a = ms_debug_allocator('r');
+    char *p = a.malloc(a.ctx, 10);
+    a.free(a.ctx, p);
+    /* 232-byte extents push p out of a 1 KiB quarantine; glibc cannot put them in p's
+     * 48-byte chunk, so p is not handed out again. */
+    for (int i = 0; i < 20; i++)
+        a.free(a.ctx, a.malloc(a.ctx, 200));
+    a.free(a.ctx, p);
+}
+
+Test(debug_diag, double_free_after_the_block_left_the_quarantine)
+{
+    expect_fatal(1024, double_free_after_quarantine, NULL,
+                 "Debug memory block at address p=0xADDR: API 'r'\n"
+                 "    10 bytes originally requested\n"
+                 "    The block was made by call #N to debug malloc/realloc and freed after "
+                 "call #N.\n"
+                 "    It has left the quarantine (its memory may be in use again): this is its "
+                 "second free.\n\n"
+                 "Fatal memshim error: memshim_debug_free: double free\n");
+}
+
 static void double_free_serials(void *arg)
 {
     (void)arg;

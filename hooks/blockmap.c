@@ -14,16 +14,11 @@
 #define ROOT_ENTRIES ((size_t)1 << (47 - LEAF_SHIFT))
 #define LEAF_BITS ((size_t)1 << (LEAF_SHIFT - 4))
 #define LEAF_WORDS (LEAF_BITS / 64)
-#define STRIPE_SHIFT 16                        /* 64 KiB of addresses per stripe lock */
-#define STRIPES 64
 #define MAX_LEAVES 4096                        /* 1 TiB of heap */
 #define PAGE_WORDS 512                         /* bitmap words per 4 KiB page */
 #define LEAF_PAGES (LEAF_WORDS / PAGE_WORDS)
 
 struct leaf {
-    struct {
-        struct ms_spin lock;
-    } __attribute__((aligned(64))) stripes[STRIPES];
     uintptr_t first;                           /* address of granule 0 */
     /* One bit per page of bits[] that was ever written: walks and counts skip the rest,
      * so a short-lived process's exit check does not fault in 2 MiB of zero pages. */
@@ -36,8 +31,11 @@ static struct blockmap_state {
     struct ms_spin grow_lock;                  /* root creation and new leaves */
     struct leaf *leaves[MAX_LEAVES];           /* every leaf, for walks */
     _Atomic size_t nleaves;
+    struct ms_spin walk_lock;                  /* one walk at a time */
+    _Atomic uint64_t walk_seq;                 /* odd while a walk holds blocks */
 } M = {
     .grow_lock = MS_SPIN_INIT,
+    .walk_lock = MS_SPIN_INIT,
 };
 
 static inline struct leaf *leaf_of(uintptr_t p)
@@ -51,11 +49,6 @@ static inline struct leaf *leaf_of(uintptr_t p)
 static inline size_t bit_index(uintptr_t p)
 {
     return (size_t)(p >> 4) & (LEAF_BITS - 1);
-}
-
-static inline struct ms_spin *stripe_lock(struct leaf *l, uintptr_t p)
-{
-    return &l->stripes[(p >> STRIPE_SHIFT) & (STRIPES - 1)].lock;
 }
 
 static struct leaf *make_leaf(uintptr_t p)
@@ -105,6 +98,24 @@ static _Atomic uint64_t *word_of(uintptr_t p, uint64_t *bit, struct leaf **leaf)
     return &(*leaf)->bits[i / 64];
 }
 
+/* A clear bit is only believed if no walk overlapped the look: a walk clears the bit of
+ * the block it is reading for that moment (see ms_blockmap_walk).  The sequence is read
+ * before and after; odd or changed means "wait for the walk and look again".  Without a
+ * walk this costs one load of a line nobody writes. */
+static bool walk_overlapped(uint64_t before)
+{
+    uint64_t after = atomic_load_explicit(&M.walk_seq, memory_order_seq_cst);
+    if ((before & 1) == 0 && before == after)
+        return false;
+    for (int spins = 0; atomic_load_explicit(&M.walk_seq, memory_order_acquire) & 1; spins++) {
+        if (spins < 64)
+            MS_CPU_RELAX();
+        else
+            sched_yield();
+    }
+    return true;
+}
+
 bool ms_blockmap_claim(uintptr_t p)
 {
     uint64_t bit;
@@ -112,11 +123,14 @@ bool ms_blockmap_claim(uintptr_t p)
     _Atomic uint64_t *w = word_of(p, &bit, &l);
     if (w == NULL)
         return false;
-    struct ms_spin *lock = stripe_lock(l, p);
-    ms_spin_lock(lock);
-    uint64_t old = atomic_fetch_and_explicit(w, ~bit, memory_order_acq_rel);
-    ms_spin_unlock(lock);
-    return (old & bit) != 0;
+    for (;;) {
+        uint64_t seq = atomic_load_explicit(&M.walk_seq, memory_order_seq_cst);
+        uint64_t old = atomic_fetch_and_explicit(w, ~bit, memory_order_seq_cst);
+        if ((old & bit) != 0)
+            return true;
+        if (!walk_overlapped(seq))
+            return false;
+    }
 }
 
 bool ms_blockmap_test(uintptr_t p)
@@ -124,11 +138,18 @@ bool ms_blockmap_test(uintptr_t p)
     uint64_t bit;
     struct leaf *l;
     _Atomic uint64_t *w = word_of(p, &bit, &l);
-    return w != NULL && (atomic_load_explicit(w, memory_order_acquire) & bit) != 0;
+    if (w == NULL)
+        return false;
+    for (;;) {
+        uint64_t seq = atomic_load_explicit(&M.walk_seq, memory_order_seq_cst);
+        if ((atomic_load_explicit(w, memory_order_seq_cst) & bit) != 0)
+            return true;
+        if (!walk_overlapped(seq))
+            return false;
+    }
 }
 
-/* Was the bitmap page holding word w ever written?  (A stripe run of 64 words lies
- * within one page.) */
+/* Was the bitmap page holding word w ever written? */
 static bool page_used(struct leaf *l, size_t w)
 {
     size_t page = w / PAGE_WORDS;
@@ -136,43 +157,38 @@ static bool page_used(struct leaf *l, size_t w)
     return (used >> (page % 64)) & 1;
 }
 
-/* A stripe's granules are not contiguous bit ranges of the whole leaf but runs of 4096
- * bits (64 KiB / 16) every STRIPES runs; walk them run by run. */
-static uintptr_t walk_stripe(struct leaf *l, unsigned s, bool (*fn)(uintptr_t, void *),
-                             void *arg)
+/* Each live block is claimed (its bit cleared) while fn reads it, so no free can take it
+ * away meanwhile; a free that finds the bit clear during the walk waits and looks again
+ * (walk_overlapped).  Frees thus need no lock at all. */
+uintptr_t ms_blockmap_walk(bool (*fn)(uintptr_t p, void *arg), void *arg)
 {
-    const size_t run_words = ((size_t)1 << (STRIPE_SHIFT - 4)) / 64;
-    for (size_t run = s; run * run_words < LEAF_WORDS; run += STRIPES) {
-        if (!page_used(l, run * run_words))
-            continue;
-        for (size_t w = run * run_words; w < (run + 1) * run_words; w++) {
+    uintptr_t hit = 0;
+    ms_spin_lock(&M.walk_lock);
+    atomic_fetch_add_explicit(&M.walk_seq, 1, memory_order_seq_cst);
+    size_t n = atomic_load_explicit(&M.nleaves, memory_order_acquire);
+    for (size_t k = 0; k < n && hit == 0; k++) {
+        struct leaf *l = M.leaves[k];
+        for (size_t w = 0; w < LEAF_WORDS && hit == 0; w++) {
+            if (w % PAGE_WORDS == 0 && !page_used(l, w)) {
+                w += PAGE_WORDS - 1;
+                continue;
+            }
             uint64_t bits = atomic_load_explicit(&l->bits[w], memory_order_acquire);
-            while (bits != 0) {
-                unsigned b = (unsigned)__builtin_ctzll(bits);
+            while (bits != 0 && hit == 0) {
+                uint64_t bit = bits & -bits;
                 bits &= bits - 1;
-                uintptr_t p = l->first + ((w * 64 + b) << 4);
+                if (!(atomic_fetch_and_explicit(&l->bits[w], ~bit, memory_order_seq_cst) & bit))
+                    continue;                  /* freed since the load */
+                uintptr_t p = l->first + ((w * 64 + (size_t)__builtin_ctzll(bit)) << 4);
                 if (fn(p, arg))
-                    return p;
+                    hit = p;
+                atomic_fetch_or_explicit(&l->bits[w], bit, memory_order_seq_cst);
             }
         }
     }
-    return 0;
-}
-
-uintptr_t ms_blockmap_walk(bool (*fn)(uintptr_t p, void *arg), void *arg)
-{
-    size_t n = atomic_load_explicit(&M.nleaves, memory_order_acquire);
-    for (size_t k = 0; k < n; k++) {
-        struct leaf *l = M.leaves[k];
-        for (unsigned s = 0; s < STRIPES; s++) {
-            ms_spin_lock(&l->stripes[s].lock);
-            uintptr_t hit = walk_stripe(l, s, fn, arg);
-            ms_spin_unlock(&l->stripes[s].lock);
-            if (hit != 0)
-                return hit;
-        }
-    }
-    return 0;
+    atomic_fetch_add_explicit(&M.walk_seq, 1, memory_order_seq_cst);
+    ms_spin_unlock(&M.walk_lock);
+    return hit;
 }
 
 size_t ms_blockmap_count(void)
@@ -191,28 +207,20 @@ size_t ms_blockmap_count(void)
 
 void ms_blockmap_fork_prepare(void)
 {
+    ms_spin_lock(&M.walk_lock);
     ms_spin_lock(&M.grow_lock);
-    size_t n = atomic_load_explicit(&M.nleaves, memory_order_relaxed);
-    for (size_t k = 0; k < n; k++)
-        for (unsigned s = 0; s < STRIPES; s++)
-            ms_spin_lock(&M.leaves[k]->stripes[s].lock);
 }
 
 void ms_blockmap_fork_parent(void)
 {
-    size_t n = atomic_load_explicit(&M.nleaves, memory_order_relaxed);
-    for (size_t k = 0; k < n; k++)
-        for (unsigned s = 0; s < STRIPES; s++)
-            ms_spin_unlock(&M.leaves[k]->stripes[s].lock);
     ms_spin_unlock(&M.grow_lock);
+    ms_spin_unlock(&M.walk_lock);
 }
 
-/* The child's only thread is the one that forked, holding every lock: start afresh. */
+/* The child's only thread is the one that forked, holding both locks (no walk was in
+ * progress: the walk lock was ours): start afresh. */
 void ms_blockmap_fork_child(void)
 {
-    size_t n = atomic_load_explicit(&M.nleaves, memory_order_relaxed);
-    for (size_t k = 0; k < n; k++)
-        for (unsigned s = 0; s < STRIPES; s++)
-            ms_spin_init(&M.leaves[k]->stripes[s].lock);
     ms_spin_init(&M.grow_lock);
+    ms_spin_init(&M.walk_lock);
 }

@@ -9,9 +9,9 @@
  *
  * Two levels: 2^19 leaf pointers (one per 256 MiB of the 47-bit user address space),
  * leaves of 2^24 bits mapped on first use (ms_os_map, zero pages until touched).
- * Setting a bit is one atomic OR.  Clearing one (the free/realloc choke point) also takes
- * the leaf's stripe lock (one per 64 KiB stripe), which is what lets a heap walk read the
- * blocks of a locked stripe knowing none of them is being freed meanwhile.
+ * Setting a bit is one atomic OR, clearing one (the free/realloc choke point) one atomic
+ * AND; no lock.  A heap walk holds each block it reads by clearing its bit for that
+ * moment; claims and tests that find a bit clear while a walk runs wait and look again.
  *
  * Thread-safe; fork-safe through ms_blockmap_fork_*.  Never allocates through malloc,
  * never prints.  Hot path.
@@ -38,8 +38,8 @@ bool ms_blockmap_claim(uintptr_t p);
 /* Is p live now? */
 bool ms_blockmap_test(uintptr_t p);
 
-/* Call fn(p) for every live p, stripe by stripe with the stripe locked (so the blocks fn
- * reads cannot be freed meanwhile; fn must not free or allocate).  Stops when fn returns
+/* Call fn(p) for every live p, holding p meanwhile (no free can take it; fn must not
+ * free, allocate or walk).  Stops when fn returns
  * true and returns that p, else 0. */
 uintptr_t ms_blockmap_walk(bool (*fn)(uintptr_t p, void *arg), void *arg);
 

@@ -40,9 +40,11 @@
 
 struct ms_debug_config {
     struct ms_allocator lower;        /* the allocator underneath (memalign required) */
-    size_t quarantine_bytes;          /* FIFO budget in bytes; 0: freed blocks go straight
-                                         back to lower (double frees are then only caught
-                                         until the address is handed out again) */
+    size_t quarantine_bytes;          /* FIFO budget in bytes (blocks plus 32 bytes of
+                                         bookkeeping each); 0: freed blocks go straight
+                                         back to lower, and a second free is reported as an
+                                         invalid free of an unknown pointer (or missed, once
+                                         the address is handed out again) */
     uint64_t break_serialno;          /* 0: off */
     /* Called (outside every lock of the layer) right after block #break_serialno is made
      * by a malloc-like or realloc-like call.  The shim passes an exported, non-inlined
@@ -94,7 +96,8 @@ uint64_t ms_debug_serialno(void);
 struct ms_debug_stats {
     size_t live_blocks;        /* blocks handed out and not freed */
     size_t quarantine_blocks;
-    size_t quarantine_bytes;   /* extents, headers and trailers included */
+    size_t quarantine_bytes;   /* blocks with headers and trailers, plus 32 bytes of
+                                  bookkeeping per block: what the budget bounds */
 };
 void ms_debug_get_stats(struct ms_debug_stats *out);
 

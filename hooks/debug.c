@@ -159,14 +159,14 @@ static void check_or_die(enum ms_diag_op op, char api, const struct ms_livetab_e
         ms_diag_bad_block(&S.cfg, op, bad, api, e);
 }
 
-/* ---- pointers the table does not vouch for ----------------------------------------- */
+/* ---- pointers the live set does not vouch for ------------------------------------- */
 
 struct containing {
     uintptr_t addr;
     uint64_t serial;
 };
 
-/* Runs under the shard lock, so the block cannot be freed while its trailer is read. */
+/* Runs while the walk holds the block, so it cannot be freed while its trailer is read. */
 static bool contains(const struct ms_livetab_entry *e, void *arg)
 {
     struct containing *c = arg;

@@ -35,8 +35,9 @@ size_t ms_quarantine_budget(void);
 
 /* Append rec (its extent plus the record's own size count against the budget), then
  * pop the oldest records into victims[0..max) while the total exceeds the budget.
- * Returns how many were popped; if that is max, call ms_quarantine_evict for the rest.  Returns SIZE_MAX when
- * rec could not be stored (no memory for the ring): the caller releases the block. */
+ * Returns how many were popped; if that is max, call ms_quarantine_evict for the rest.
+ * Returns SIZE_MAX when rec could not be stored (no memory for the ring): the caller
+ * releases the block. */
 size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
                           struct ms_quarantine_rec *victims, size_t max);
 size_t ms_quarantine_evict(struct ms_quarantine_rec *victims, size_t max);

@@ -148,8 +148,9 @@ static void pads(struct ms_out *o, const uint8_t *at, size_t n, bool leading)
     }
 }
 
-/* CPython's _PyObject_DebugDumpAddress, with the size and extent taken from the live
- * table so that every read stays inside the block. */
+/* CPython's _PyObject_DebugDumpAddress, with the size taken from the live set (the
+ * header's, clamped to the lower block, or the table's record for an aligned block) so
+ * that every read stays inside the block. */
 static void dump_live(struct ms_out *o, const struct ms_livetab_entry *e)
 {
     const uint8_t *p = (const uint8_t *)e->p;

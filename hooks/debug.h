@@ -34,12 +34,17 @@
 #define MS_DEBUG_API_NEW 'n'        /* C++ operator new / delete (all variants) */
 #define MS_DEBUG_API_NEW_ARRAY 'a'  /* C++ operator new[] / delete[] (all variants) */
 
-/* The default quarantine: 16 MiB holds ~500k small blocks, or a few big ones, for as long
- * as it takes to free that much again; the shim reads MEMSHIM_QUARANTINE to change it. */
+/* The default quarantine: 16 MiB holds ~200k small blocks (with their records), or a few
+ * big ones, for as long as it takes to free that much again; the shim reads
+ * MEMSHIM_QUARANTINE to change it.  Measured under python3, any quarantine costs about
+ * the same (the program loses its LIFO reuse): 1 MiB and 16 MiB ran alike. */
 #define MS_DEBUG_QUARANTINE_DEFAULT ((size_t)16 << 20)
 
 struct ms_debug_config {
-    struct ms_allocator lower;        /* the allocator underneath (memalign required) */
+    struct ms_allocator lower;        /* the allocator underneath: memalign for aligned
+                                         blocks; usable_size so that a corrupted size
+                                         field is clamped (without it the header's size
+                                         is trusted and a check could read past a block) */
     size_t quarantine_bytes;          /* FIFO budget in bytes (blocks plus 32 bytes of
                                          bookkeeping each); 0: freed blocks go straight
                                          back to lower, and a second free is reported as an
@@ -68,8 +73,8 @@ struct ms_debug_config {
     int fd;                           /* where diagnostics go (2) */
 };
 
-/* Configure the instance.  0; -1 if blocks exist already or the tables cannot be mapped.
- * The config is copied. */
+/* Configure the instance before its first use (its allocators call cfg.lower).  0; -1 if
+ * blocks exist already or the tables cannot be mapped.  The config is copied. */
 int ms_debug_init(const struct ms_debug_config *cfg);
 
 /* The layer as an allocator for one API id (one of MS_DEBUG_API_*; any other id gives a

@@ -18,8 +18,10 @@
 #include "debug.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "addrkind.h"
 #include "blockmap.h"
@@ -182,6 +184,18 @@ static _Noreturn void bad_pointer(enum ms_diag_op op, void *ptr)
     uintptr_t a = (uintptr_t)ptr;
     struct ms_quarantine_rec r;
     bool in_freed = ms_quarantine_find(a, &r);
+    /* A free of the same block racing with this one may still be filling it before it
+     * queues it: give it up to 100 ms, so that the report can say "double free". */
+    if (!in_freed && (a & 15) == 0 && S.cfg.quarantine_bytes != 0) {
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        do {
+            sched_yield();
+            in_freed = ms_quarantine_find(a, &r);
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        } while (!in_freed && (now.tv_sec - start.tv_sec) * 1000000000L
+                                      + (now.tv_nsec - start.tv_nsec) < 100000000L);
+    }
     if (in_freed && r.e.p == a)
         ms_diag_double_free(&S.cfg, op, &r, true);
     if (!in_freed && ms_quarantine_find_released(a, &r))

@@ -418,3 +418,19 @@ Test(debug_layout, big_blocks_in_other_leaves_are_tracked_and_counted)
     ms_debug_get_stats(&st);
     cr_assert_eq(st.live_blocks, 0);
 }
+
+Test(debug_layout, shrink_in_place_leaves_deadbyte_beyond_the_new_trailer)
+{
+    debug_setup(0);
+    struct ms_allocator a = api('r');
+    uint8_t *p = a.malloc(a.ctx, 100);
+    memset(p, 'k', 100);
+    /* 132 -> 122 lower bytes: glibc keeps the chunk (the 16-byte rest is too small to
+     * split off), so the erased bytes past the new trailer stay visible. */
+    uint8_t *q = a.realloc(a.ctx, p, 90);
+    cr_assert_eq(q, p, "glibc shrinks this one in place");
+    assert_layout(q, 90, 'r', ms_debug_serialno());
+    assert_all(q, 90, 'k', "kept data");
+    assert_all(q + 90 + 16, 10, 0xDD, "erased old trailer region past the new one");
+    a.free(a.ctx, q);
+}

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The debug layer's entry points (see debug.h): CPython's _PyMem_DebugRaw* over the lower
- * allocator, with every pointer first looked up in the live table (livetab.c) and freed
- * blocks parked in the quarantine (quarantine.c).  Layout in debug_layout.h, messages in
- * diag.c.
+ * allocator, with every pointer first looked up in the live set and freed blocks parked
+ * in the quarantine (quarantine.c).  The live set is the bitmap of blockmap.c for plain
+ * blocks (p = lower block + 2*S: all but aligned ones) and the hash table of livetab.c
+ * for aligned blocks, which need their lower block's address recorded.  Layout in
+ * debug_layout.h, messages in diag.c.
  *
- * The rule that makes double and invalid frees reliable: a block leaves the live table
- * only through ms_livetab_claim under its shard lock, so of two racing frees exactly one
- * wins, and memory around a pointer is read only once the table has vouched for it.
+ * The rule that makes double and invalid frees reliable: a block leaves the live set only
+ * through claim() (an atomic clear under a lock), so of two racing frees exactly one
+ * wins, and memory around a pointer is read only once the live set has vouched for it.
  *
  * Hot path: one table insert per malloc, one claim per free plus one quarantine push (and
  * the verification of the block that leaves).  Never calls the interposed malloc, stdio
@@ -16,10 +18,13 @@
 #include "debug.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "addrkind.h"
+#include "blockmap.h"
 #include "debug_layout.h"
 #include "diag.h"
 #include "guard.h"
@@ -54,6 +59,77 @@ static inline uint64_t bump_serial(void)
     return atomic_fetch_add_explicit(&S.serial, 1, memory_order_relaxed) + 1;
 }
 
+/* ---- the live set --------------------------------------------------------------------- */
+
+/* A plain block's entry, from its header (the bitmap vouched for p, so the header is
+ * ours to read).  The size is clamped to what the lower block can hold, so neither the
+ * checks nor the dump can read past the block when the size field is corrupted
+ * (gh-112140); a clamped size then fails the size check. */
+static void entry_from_header(uintptr_t p, struct ms_livetab_entry *e)
+{
+    const uint8_t *q = (const uint8_t *)p;
+    uint64_t n = ms_layout_size(q);
+    size_t room = MS_DEBUG_MAX_REQUEST;
+    if (S.cfg.lower.usable_size != NULL) {
+        size_t u = S.cfg.lower.usable_size(S.cfg.lower.ctx, (void *)(p - MS_DEBUG_HEAD));
+        room = u < MS_DEBUG_OVERHEAD ? 0 : u - MS_DEBUG_OVERHEAD;
+        room = room < MS_DEBUG_MAX_REQUEST ? room : MS_DEBUG_MAX_REQUEST;
+    }
+    e->p = p;
+    e->meta = ms_livetab_meta(n <= room ? (size_t)n : room, ms_layout_api(q), 0);
+}
+
+static int track(const struct ms_livetab_entry *e)
+{
+    if (!ms_livetab_is_aligned_block(e) && ms_blockmap_covers(e->p))
+        return ms_blockmap_set(e->p);
+    return ms_livetab_insert(e);
+}
+
+/* Take p out of the live set: the free/realloc choke point. */
+static bool claim(uintptr_t p, struct ms_livetab_entry *e)
+{
+    if (ms_blockmap_claim(p)) {
+        entry_from_header(p, e);
+        return true;
+    }
+    return ms_livetab_claim(p, e);
+}
+
+static bool lookup(uintptr_t p, struct ms_livetab_entry *e)
+{
+    if (ms_blockmap_test(p)) {
+        entry_from_header(p, e);
+        return true;
+    }
+    return ms_livetab_lookup(p, e);
+}
+
+/* Visit every live block (fn runs with the block protected from concurrent frees). */
+struct visit {
+    bool (*fn)(const struct ms_livetab_entry *e, void *arg);
+    void *arg;
+    struct ms_livetab_entry found;
+};
+
+static bool visit_plain(uintptr_t p, void *arg)
+{
+    struct visit *v = arg;
+    entry_from_header(p, &v->found);
+    return v->fn(&v->found, v->arg);
+}
+
+static bool walk_live(bool (*fn)(const struct ms_livetab_entry *e, void *arg), void *arg,
+                      struct ms_livetab_entry *found)
+{
+    struct visit v = { .fn = fn, .arg = arg };
+    if (ms_blockmap_walk(visit_plain, &v) != 0) {
+        *found = v.found;
+        return true;
+    }
+    return ms_livetab_walk(fn, arg, found);
+}
+
 /* ---- checks (SPEC 3.3) ------------------------------------------------------------- */
 
 /* API id, leading pads, size field, trailing pads, in CPython's order.  The common case is
@@ -85,14 +161,14 @@ static void check_or_die(enum ms_diag_op op, char api, const struct ms_livetab_e
         ms_diag_bad_block(&S.cfg, op, bad, api, e);
 }
 
-/* ---- pointers the table does not vouch for ----------------------------------------- */
+/* ---- pointers the live set does not vouch for ------------------------------------- */
 
 struct containing {
     uintptr_t addr;
     uint64_t serial;
 };
 
-/* Runs under the shard lock, so the block cannot be freed while its trailer is read. */
+/* Runs while the walk holds the block, so it cannot be freed while its trailer is read. */
 static bool contains(const struct ms_livetab_entry *e, void *arg)
 {
     struct containing *c = arg;
@@ -108,12 +184,26 @@ static _Noreturn void bad_pointer(enum ms_diag_op op, void *ptr)
     uintptr_t a = (uintptr_t)ptr;
     struct ms_quarantine_rec r;
     bool in_freed = ms_quarantine_find(a, &r);
+    /* A free of the same block racing with this one may still be filling it before it
+     * queues it: give it up to 100 ms, so that the report can say "double free". */
+    if (!in_freed && (a & 15) == 0 && S.cfg.quarantine_bytes != 0) {
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        do {
+            sched_yield();
+            in_freed = ms_quarantine_find(a, &r);
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        } while (!in_freed && (now.tv_sec - start.tv_sec) * 1000000000L
+                                      + (now.tv_nsec - start.tv_nsec) < 100000000L);
+    }
     if (in_freed && r.e.p == a)
-        ms_diag_double_free(&S.cfg, op, &r);
+        ms_diag_double_free(&S.cfg, op, &r, true);
+    if (!in_freed && ms_quarantine_find_released(a, &r))
+        ms_diag_double_free(&S.cfg, op, &r, false);
     struct ms_diag_where where = { .container = &r.e, .serial = r.serial, .freed = true };
     struct ms_livetab_entry live;
     struct containing c = { .addr = a };
-    if (ms_livetab_walk(contains, &c, &live)) {
+    if (walk_live(contains, &c, &live)) {
         where.container = &live;
         where.serial = c.serial;
         where.freed = false;
@@ -150,7 +240,7 @@ static void *publish(uint8_t *base, uint8_t *p, size_t n, char api, unsigned ali
     struct ms_livetab_entry e = {
         .p = (uintptr_t)p, .meta = ms_livetab_meta(n, api, align_log2),
     };
-    if (ms_livetab_insert(&e) != 0) {
+    if (track(&e) != 0) {
         S.cfg.lower.free(S.cfg.lower.ctx, base);
         return NULL;
     }
@@ -261,7 +351,7 @@ static void debug_free(void *ctx, void *ptr)
         return;
     char api = api_of(ctx);
     struct ms_livetab_entry e;
-    if (!ms_livetab_claim((uintptr_t)ptr, &e)) {
+    if (!claim((uintptr_t)ptr, &e)) {
         size_t size;
         if (is_foreign(ptr, &size)) {
             S.cfg.foreign_free(ptr);
@@ -281,7 +371,7 @@ static void *realloc_by_copy(char api, struct ms_livetab_entry *e, size_t n)
 {
     uint8_t *q = alloc_block(api, n, false);
     if (q == NULL) {
-        ms_livetab_insert(e);
+        track(e);
         return NULL;
     }
     size_t old = ms_livetab_size(e);
@@ -313,7 +403,7 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
         return alloc_block(api, n, false);
     struct ms_livetab_entry e;
     /* Out of the table before lower may free the address for another thread to reuse. */
-    if (!ms_livetab_claim((uintptr_t)ptr, &e)) {
+    if (!claim((uintptr_t)ptr, &e)) {
         size_t old;
         if (is_foreign(ptr, &old))
             return realloc_foreign(api, ptr, old, n);
@@ -321,7 +411,7 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
     }
     check_or_die(MS_DIAG_REALLOC, api, &e);
     if (n > MS_DEBUG_MAX_REQUEST) {
-        ms_livetab_insert(&e);
+        track(&e);
         return NULL;
     }
     if (ms_livetab_is_aligned_block(&e) || S.cfg.lower.realloc == NULL)
@@ -363,15 +453,15 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
                    now - i < ERASED_SIZE ? now - i : ERASED_SIZE);
     }
     if (r == NULL) {
-        ms_livetab_insert(&e);
+        track(&e);
         return NULL;
     }
     if (now > old)
         memset(data + old, MS_CLEANBYTE, now - old);
     struct ms_livetab_entry ne = { .p = (uintptr_t)data, .meta = ms_livetab_meta(now, api, 0) };
-    /* Insert fails only when a shard is full and the OS refuses memory: the block is then
-     * left untracked rather than losing the program's data. */
-    ms_livetab_insert(&ne);
+    /* Tracking fails only when the OS refuses memory for the map: the block is then left
+     * untracked rather than losing the program's data. */
+    track(&ne);
     if (serial == S.cfg.break_serialno && S.cfg.on_break != NULL)
         S.cfg.on_break(data, serial);
     return data;
@@ -384,7 +474,7 @@ static size_t debug_usable_size(void *ctx, void *ptr)
     size_t size;
     if (ptr == NULL)
         return 0;
-    if (ms_livetab_lookup((uintptr_t)ptr, &e))
+    if (lookup((uintptr_t)ptr, &e))
         return ms_livetab_size(&e);
     return is_foreign(ptr, &size) ? size : 0;
 }
@@ -408,7 +498,7 @@ static void check_live(enum ms_diag_op op)
 {
     struct ms_livetab_entry e;
     enum ms_diag_bad bad = MS_DIAG_OK;
-    if (ms_livetab_walk(live_is_bad, &bad, &e))
+    if (walk_live(live_is_bad, &bad, &e))
         ms_diag_bad_block(&S.cfg, op, bad, ms_livetab_api(&e), &e);
 }
 
@@ -446,23 +536,27 @@ static void fork_prepare(void)
 {
     ms_quarantine_fork_prepare();
     ms_livetab_fork_prepare();
+    ms_blockmap_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    ms_blockmap_fork_parent();
     ms_livetab_fork_parent();
     ms_quarantine_fork_parent();
 }
 
 static void fork_child(void)
 {
+    ms_blockmap_fork_child();
     ms_livetab_fork_child();
     ms_quarantine_fork_child();
 }
 
 int ms_debug_init(const struct ms_debug_config *cfg)
 {
-    if (ms_livetab_count() != 0 || ms_quarantine_count() != 0 || ms_livetab_init() != 0)
+    if (ms_blockmap_count() != 0 || ms_livetab_count() != 0 || ms_quarantine_count() != 0
+        || ms_livetab_init() != 0)
         return -1;
     S.cfg = *cfg;
     ms_quarantine_configure(cfg->quarantine_bytes);
@@ -499,7 +593,7 @@ struct ms_allocator ms_debug_allocator(char api_id)
 bool ms_debug_owns(const void *p)
 {
     struct ms_livetab_entry e;
-    return p != NULL && ms_livetab_lookup((uintptr_t)p, &e);
+    return p != NULL && lookup((uintptr_t)p, &e);
 }
 
 uint64_t ms_debug_serialno(void)
@@ -509,7 +603,7 @@ uint64_t ms_debug_serialno(void)
 
 void ms_debug_get_stats(struct ms_debug_stats *out)
 {
-    out->live_blocks = ms_livetab_count();
+    out->live_blocks = ms_blockmap_count() + ms_livetab_count();
     out->quarantine_blocks = ms_quarantine_count();
     out->quarantine_bytes = ms_quarantine_bytes();
 }

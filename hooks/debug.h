@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The debug layer (SPEC 3, issue 3): CPython's debug hooks as an allocator over a lower
- * allocator, plus what CPython cannot see: double and invalid frees (a table of the blocks
- * handed out, so nothing is decided by reading bytes in front of an unknown pointer),
+ * allocator, plus what CPython cannot see: double and invalid frees (a bitmap of the live
+ * blocks by address, so nothing is decided by reading bytes in front of an unknown
+ * pointer),
  * writes after free (a FIFO quarantine of DEADBYTE-filled blocks, verified when they leave
  * and at exit), overflows of blocks never freed (every live block checked at exit or on
  * demand), and a break on serial number.
@@ -33,15 +34,22 @@
 #define MS_DEBUG_API_NEW 'n'        /* C++ operator new / delete (all variants) */
 #define MS_DEBUG_API_NEW_ARRAY 'a'  /* C++ operator new[] / delete[] (all variants) */
 
-/* The default quarantine: 16 MiB holds ~500k small blocks, or a few big ones, for as long
- * as it takes to free that much again; the shim reads MEMSHIM_QUARANTINE to change it. */
+/* The default quarantine: 16 MiB holds ~200k small blocks (with their records), or a few
+ * big ones, for as long as it takes to free that much again; the shim reads
+ * MEMSHIM_QUARANTINE to change it.  Measured under python3, any quarantine costs about
+ * the same (the program loses its LIFO reuse): 1 MiB and 16 MiB ran alike. */
 #define MS_DEBUG_QUARANTINE_DEFAULT ((size_t)16 << 20)
 
 struct ms_debug_config {
-    struct ms_allocator lower;        /* the allocator underneath (memalign required) */
-    size_t quarantine_bytes;          /* FIFO budget in bytes; 0: freed blocks go straight
-                                         back to lower (double frees are then only caught
-                                         until the address is handed out again) */
+    struct ms_allocator lower;        /* the allocator underneath: memalign for aligned
+                                         blocks; usable_size so that a corrupted size
+                                         field is clamped (without it the header's size
+                                         is trusted and a check could read past a block) */
+    size_t quarantine_bytes;          /* FIFO budget in bytes (blocks plus 32 bytes of
+                                         bookkeeping each); 0: freed blocks go straight
+                                         back to lower, and a second free is reported as an
+                                         invalid free of an unknown pointer (or missed, once
+                                         the address is handed out again) */
     uint64_t break_serialno;          /* 0: off */
     /* Called (outside every lock of the layer) right after block #break_serialno is made
      * by a malloc-like or realloc-like call.  The shim passes an exported, non-inlined
@@ -65,8 +73,8 @@ struct ms_debug_config {
     int fd;                           /* where diagnostics go (2) */
 };
 
-/* Configure the instance.  0; -1 if blocks exist already or the tables cannot be mapped.
- * The config is copied. */
+/* Configure the instance before its first use (its allocators call cfg.lower).  0; -1 if
+ * blocks exist already or the tables cannot be mapped.  The config is copied. */
 int ms_debug_init(const struct ms_debug_config *cfg);
 
 /* The layer as an allocator for one API id (one of MS_DEBUG_API_*; any other id gives a
@@ -93,7 +101,8 @@ uint64_t ms_debug_serialno(void);
 struct ms_debug_stats {
     size_t live_blocks;        /* blocks handed out and not freed */
     size_t quarantine_blocks;
-    size_t quarantine_bytes;   /* extents, headers and trailers included */
+    size_t quarantine_bytes;   /* blocks with headers and trailers, plus 32 bytes of
+                                  bookkeeping per block: what the budget bounds */
 };
 void ms_debug_get_stats(struct ms_debug_stats *out);
 

@@ -148,8 +148,9 @@ static void pads(struct ms_out *o, const uint8_t *at, size_t n, bool leading)
     }
 }
 
-/* CPython's _PyObject_DebugDumpAddress, with the size and extent taken from the live
- * table so that every read stays inside the block. */
+/* CPython's _PyObject_DebugDumpAddress, with the size taken from the live set (the
+ * header's, clamped to the lower block, or the table's record for an aligned block) so
+ * that every read stays inside the block. */
 static void dump_live(struct ms_out *o, const struct ms_livetab_entry *e)
 {
     const uint8_t *p = (const uint8_t *)e->p;
@@ -160,6 +161,15 @@ static void dump_live(struct ms_out *o, const struct ms_livetab_entry *e)
     api_tail(o, ms_layout_api(p));
     requested(o, claimed);
     pads(o, p - (MS_DEBUG_S - 1), MS_DEBUG_S - 1, true);
+    if (claimed != real && !ms_livetab_is_aligned_block(e)) {
+        /* Only the lower allocator's size of the block is known: no tail to show. */
+        ms_out_str(o, "    The size field is corrupted: the block has room for at most ");
+        ms_out_udec(o, real, 0);
+        ms_out_str(o, " bytes,\n       so the trailing pad bytes cannot be found.\n");
+        data_line(o, p, real);
+        ms_out_char(o, '\n');
+        return;
+    }
     if (claimed != real) {
         ms_out_str(o, "    The size field is corrupted: memshim recorded ");
         ms_out_udec(o, real, 0);
@@ -245,16 +255,18 @@ void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op
 }
 
 void ms_diag_double_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
-                         const struct ms_quarantine_rec *r)
+                         const struct ms_quarantine_rec *r, bool queued)
 {
     struct ms_out o;
     begin(&o, cfg);
     freed_heading(&o, r);
+    ms_out_str(&o, queued ? "    It is in the quarantine: "
+                          : "    It has left the quarantine (its memory may be in use "
+                            "again): ");
     if (op == MS_DIAG_REALLOC)
-        ms_out_str(&o, "    It is in the quarantine: realloc was called on a block that "
-                       "was already freed.\n\n");
+        ms_out_str(&o, "realloc was called on a block that was already freed.\n\n");
     else
-        ms_out_str(&o, "    It is in the quarantine: this is its second free.\n\n");
+        ms_out_str(&o, "this is its second free.\n\n");
     finish(&o, cfg, op, op == MS_DIAG_REALLOC ? "realloc of freed memory" : "double free",
            NULL);
 }

@@ -59,9 +59,10 @@ _Noreturn void ms_diag_write_after_free(const struct ms_debug_config *cfg,
                                         enum ms_diag_op op,
                                         const struct ms_quarantine_rec *r, uintptr_t bad_at);
 
-/* free or realloc of a block that is in the quarantine. */
+/* free or realloc of a block that is in the quarantine, or (queued false) that left it
+ * recently. */
 _Noreturn void ms_diag_double_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
-                                   const struct ms_quarantine_rec *r);
+                                   const struct ms_quarantine_rec *r, bool queued);
 
 /* What an invalid pointer was found to be: the block it points into (kind
  * MS_DIAG_INVALID_INTERIOR; freed says whether that block is in the quarantine), or the

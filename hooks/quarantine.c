@@ -13,6 +13,7 @@
 #include "spinlock.h"
 
 #define INITIAL_RECS 1024u
+#define HISTORY 16384u                    /* records of blocks that left (512 KiB) */
 
 static struct quarantine_state {
     struct ms_spin lock;
@@ -20,15 +21,22 @@ static struct quarantine_state {
     size_t cap;
     size_t head;                      /* oldest record: ring[head & (cap - 1)] */
     size_t count;
-    size_t bytes;                     /* sum of the queued extents */
+    size_t bytes;                     /* sum of the queued charges */
     size_t budget;
+    /* The last HISTORY blocks that left the queue, so that a free of one of them is
+     * still called a double free (error path only; written under the lock we hold
+     * anyway, so it costs one store per block). */
+    struct ms_quarantine_rec *history;
+    size_t history_next;
 } Q = {
     .lock = MS_SPIN_INIT,
 };
 
-static inline size_t extent_of(const struct ms_quarantine_rec *r)
+/* What a queued block costs: its memory and its record (for small blocks the records
+ * are a third of the total, measured under python3; the budget bounds the real RSS). */
+static inline size_t charge_of(const struct ms_quarantine_rec *r)
 {
-    return ms_livetab_end(&r->e) - ms_livetab_base(&r->e);
+    return ms_livetab_end(&r->e) - ms_livetab_base(&r->e) + sizeof *r;
 }
 
 static inline struct ms_quarantine_rec *at(size_t i)
@@ -57,7 +65,9 @@ static size_t pop_locked(struct ms_quarantine_rec *victims, size_t max, size_t k
     size_t n = 0;
     while (n < max && Q.count > 0 && Q.bytes > keep_bytes) {
         victims[n] = *at(0);
-        Q.bytes -= extent_of(&victims[n]);
+        if (Q.history != NULL)
+            Q.history[Q.history_next++ & (HISTORY - 1)] = victims[n];
+        Q.bytes -= charge_of(&victims[n]);
         Q.head++;
         Q.count--;
         n++;
@@ -72,6 +82,8 @@ void ms_quarantine_configure(size_t budget)
 {
     ms_spin_lock(&Q.lock);
     Q.budget = budget;
+    if (budget != 0 && Q.history == NULL)
+        Q.history = ms_os_map(HISTORY * sizeof *Q.history);
     ms_spin_unlock(&Q.lock);
 }
 
@@ -90,7 +102,7 @@ size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
     } else {
         *at(Q.count) = *rec;
         Q.count++;
-        Q.bytes += extent_of(rec);
+        Q.bytes += charge_of(rec);
         n = pop_locked(victims, max, Q.budget);
     }
     ms_spin_unlock(&Q.lock);
@@ -122,6 +134,22 @@ bool ms_quarantine_find(uintptr_t p, struct ms_quarantine_rec *out)
         const struct ms_livetab_entry *e = &at(i)->e;
         if (p >= ms_livetab_base(e) && p < ms_livetab_end(e)) {
             *out = *at(i);
+            hit = true;
+        }
+    }
+    ms_spin_unlock(&Q.lock);
+    return hit;
+}
+
+bool ms_quarantine_find_released(uintptr_t p, struct ms_quarantine_rec *out)
+{
+    bool hit = false;
+    ms_spin_lock(&Q.lock);
+    size_t n = Q.history_next < HISTORY ? Q.history_next : HISTORY;
+    for (size_t i = 1; Q.history != NULL && i <= n && !hit; i++) {
+        const struct ms_quarantine_rec *r = &Q.history[(Q.history_next - i) & (HISTORY - 1)];
+        if (r->e.p == p) {
+            *out = *r;
             hit = true;
         }
     }

@@ -33,10 +33,11 @@ struct ms_quarantine_rec {
 void ms_quarantine_configure(size_t budget);
 size_t ms_quarantine_budget(void);
 
-/* Append rec (its extent is counted against the budget), then pop the oldest records
- * into victims[0..max) while the total exceeds the budget.  Returns how many were
- * popped; if that is max, call ms_quarantine_evict for the rest.  Returns SIZE_MAX when
- * rec could not be stored (no memory for the ring): the caller releases the block. */
+/* Append rec (its extent plus the record's own size count against the budget), then
+ * pop the oldest records into victims[0..max) while the total exceeds the budget.
+ * Returns how many were popped; if that is max, call ms_quarantine_evict for the rest.
+ * Returns SIZE_MAX when rec could not be stored (no memory for the ring): the caller
+ * releases the block. */
 size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
                           struct ms_quarantine_rec *victims, size_t max);
 size_t ms_quarantine_evict(struct ms_quarantine_rec *victims, size_t max);
@@ -47,6 +48,10 @@ size_t ms_quarantine_drain(struct ms_quarantine_rec *victims, size_t max);
 /* The record of the block p points into (p itself, or inside its extent), if it is still
  * queued.  Error path: a linear scan, newest first. */
 bool ms_quarantine_find(uintptr_t p, struct ms_quarantine_rec *out);
+
+/* The record of p if p is one of the last 16384 blocks that left the queue (newest
+ * first).  Error path: a linear scan. */
+bool ms_quarantine_find_released(uintptr_t p, struct ms_quarantine_rec *out);
 
 /* Call fn on every queued record, oldest first, with the queue locked (fn must not call
  * back into the quarantine).  Stops when fn returns true; that record goes to *found. */

@@ -25,13 +25,20 @@ static bool fail_now(void)
     return false;
 }
 
+/* glibc's usable size of a request, made exact so that tests see the same sizes under
+ * glibc and under sanitizers (whose usable size is the size asked). */
+static size_t glibc_size(size_t n)
+{
+    return n > SIZE_MAX - 32 ? n : (n + 8 + 15) / 16 * 16 - 8 + (n + 8 < 32 ? 16 : 0);
+}
+
 static void *f_malloc(void *ctx, size_t n)
 {
     (void)ctx;
     if (fail_now())
         return NULL;
     __atomic_fetch_add(&fake.mallocs, 1, __ATOMIC_RELAXED);
-    return malloc(n);
+    return malloc(glibc_size(n));
 }
 
 static void *f_calloc(void *ctx, size_t a, size_t b)
@@ -40,7 +47,7 @@ static void *f_calloc(void *ctx, size_t a, size_t b)
     if (fail_now())
         return NULL;
     __atomic_fetch_add(&fake.mallocs, 1, __ATOMIC_RELAXED);
-    return calloc(a, b);
+    return a == 1 ? calloc(1, glibc_size(b)) : calloc(a, b);
 }
 
 static void *f_realloc(void *ctx, void *p, size_t n)
@@ -49,6 +56,7 @@ static void *f_realloc(void *ctx, void *p, size_t n)
     if (fail_now())
         return NULL;
     __atomic_fetch_add(&fake.reallocs, 1, __ATOMIC_RELAXED);
+    n = glibc_size(n);
     if (fake.realloc_moves) {
         void *q = malloc(n);
         if (q != NULL)

@@ -202,13 +202,22 @@ static void smash_header(void *arg)
 {
     int how = *(int *)arg;
     struct ms_allocator a = ms_debug_allocator('r');
-    unsigned char *p = a.malloc(a.ctx, 10);
+    unsigned char *p = how == 2 ? a.memalign(a.ctx, 64, 10) : a.malloc(a.ctx, 10);
     if (how == 0)
         memset(p - 16, 0x41, 16);          /* the whole header: id and size bogus */
     else
         memset(p - 16, 0x7f, 8);           /* only the size: pads and id intact */
     a.free(a.ctx, p);
 }
+
+#define BOGUS_7F "    9187201950435737471 bytes originally requested\n"
+
+/* A plain block's size is known only from its header; the layer clamps it to what the
+ * lower block holds (glibc gives 56 usable bytes for the 42 asked: room for 24). */
+#define ROOM_24                                                                        \
+    "    The size field is corrupted: the block has room for at most 24 bytes,\n"      \
+    "       so the trailing pad bytes cannot be found.\n"                             \
+    "    Data at p: cd cd cd cd cd cd cd cd ... fd fd 00 00 00 00 00 00\n\n" TRACE_OFF
 
 Test(debug_diag, corrupted_size_does_not_crash_the_dump)
 {
@@ -226,14 +235,17 @@ Test(debug_diag, corrupted_size_does_not_crash_the_dump)
                  "        at p-1: 0x41 *** OUCH\n"
                  "    Because memory is corrupted at the start, the count of bytes requested\n"
                  "       may be bogus, and checking the trailing pad bytes may segfault.\n"
-                 "    The size field is corrupted: memshim recorded 10 bytes for this block.\n"
-                 OK_TAIL MADE CD10 "\n" TRACE_OFF
+                 ROOM_24
                  "Fatal memshim error: memshim_debug_free: bad ID: Allocated using API 'A', "
                  "verified using API 'r'\n");
     how = 1;
     expect_fatal(0, smash_header, &how,
-                 "Debug memory block at address p=0xADDR: API 'r'\n"
-                 "    9187201950435737471 bytes originally requested\n" OK_LEAD
+                 "Debug memory block at address p=0xADDR: API 'r'\n" BOGUS_7F OK_LEAD ROOM_24
+                 "Fatal memshim error: memshim_debug_free: bad size field\n");
+    /* An aligned block's size is recorded in the live table: the dump goes on with it. */
+    how = 2;
+    expect_fatal(0, smash_header, &how,
+                 "Debug memory block at address p=0xADDR: API 'r'\n" BOGUS_7F OK_LEAD
                  "    The size field is corrupted: memshim recorded 10 bytes for this block.\n"
                  OK_TAIL MADE CD10 "\n" TRACE_OFF
                  "Fatal memshim error: memshim_debug_free: bad size field\n");
@@ -278,6 +290,31 @@ Test(debug_diag, double_free_before_and_after_reuse)
                  "    It is in the quarantine: realloc was called on a block that was already "
                  "freed.\n\n"
                  "Fatal memshim error: memshim_debug_realloc: realloc of freed memory\n");
+}
+
+static void double_free_after_quarantine(void *arg)
+{
+    (void)arg;
+    struct ms_allocator a = ms_debug_allocator('r');
+    char *p = a.malloc(a.ctx, 10);
+    a.free(a.ctx, p);
+    /* 232-byte extents push p out of a 1 KiB quarantine; glibc cannot put them in p's
+     * 48-byte chunk, so p is not handed out again. */
+    for (int i = 0; i < 20; i++)
+        a.free(a.ctx, a.malloc(a.ctx, 200));
+    a.free(a.ctx, p);
+}
+
+Test(debug_diag, double_free_after_the_block_left_the_quarantine)
+{
+    expect_fatal(1024, double_free_after_quarantine, NULL,
+                 "Debug memory block at address p=0xADDR: API 'r'\n"
+                 "    10 bytes originally requested\n"
+                 "    The block was made by call #N to debug malloc/realloc and freed after "
+                 "call #N.\n"
+                 "    It has left the quarantine (its memory may be in use again): this is its "
+                 "second free.\n\n"
+                 "Fatal memshim error: memshim_debug_free: double free\n");
 }
 
 static void double_free_serials(void *arg)
@@ -523,4 +560,33 @@ Test(debug_diag, bad_free_aborts_the_process, .signal = SIGABRT)
     char *p = a.malloc(a.ctx, 1);
     p[1] = 0;
     a.free(a.ctx, p);
+}
+
+static void big_never_freed(void *arg)
+{
+    (void)arg;
+    struct ms_allocator a = ms_debug_allocator('m');
+    unsigned char *p = a.malloc(a.ctx, 1 << 20);
+    memset(p, 0, 1 << 20);
+    p[(1 << 20) + 7] = 0;
+    ms_debug_at_exit();
+}
+
+Test(debug_diag, never_freed_overflow_of_a_big_block_at_exit)
+{
+    expect_fatal(0, big_never_freed, NULL,
+                 "Debug memory block at address p=0xADDR: API 'm'\n"
+                 "    1048576 bytes originally requested\n" OK_LEAD
+                 "    The 8 pad bytes at tail=0xADDR are not all FORBIDDENBYTE (0xfd):\n"
+                 "        at tail+0: 0xfd\n"
+                 "        at tail+1: 0xfd\n"
+                 "        at tail+2: 0xfd\n"
+                 "        at tail+3: 0xfd\n"
+                 "        at tail+4: 0xfd\n"
+                 "        at tail+5: 0xfd\n"
+                 "        at tail+6: 0xfd\n"
+                 "        at tail+7: 0x00 *** OUCH\n" MADE
+                 "    Data at p: 00 00 00 00 00 00 00 00 ... 00 00 00 00 00 00 00 00\n\n"
+                 TRACE_OFF
+                 "Fatal memshim error: memshim_debug_at_exit: bad trailing pad byte\n");
 }

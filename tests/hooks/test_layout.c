@@ -162,7 +162,7 @@ Test(debug_layout, free_fills_the_whole_block_and_quarantines_it)
     struct ms_debug_stats st;
     ms_debug_get_stats(&st);
     cr_assert_eq(st.quarantine_blocks, 1);
-    cr_assert_eq(st.quarantine_bytes, 72);
+    cr_assert_eq(st.quarantine_bytes, 72 + 32, "extent plus its 32-byte record");
     cr_assert_eq(st.live_blocks, 0);
     cr_assert_eq(fake.frees, 0, "the block must wait in quarantine");
     ms_debug_flush_quarantine();
@@ -173,8 +173,9 @@ Test(debug_layout, free_fills_the_whole_block_and_quarantines_it)
 
 Test(debug_layout, quarantine_is_fifo_and_bounded_by_bytes)
 {
-    /* Budget for exactly four 100-byte blocks (132 bytes each with header and trailer). */
-    debug_setup(4 * 132);
+    /* Budget for exactly four 100-byte blocks (132 bytes each with header and trailer,
+     * plus a 32-byte record). */
+    debug_setup(4 * (132 + 32));
     struct ms_allocator a = api('r');
     void *p[10];
     for (int i = 0; i < 10; i++)
@@ -185,7 +186,7 @@ Test(debug_layout, quarantine_is_fifo_and_bounded_by_bytes)
         ms_debug_get_stats(&st);
         cr_assert_eq(st.quarantine_blocks, i < 4 ? (size_t)i + 1 : 4);
         cr_assert_eq(fake.frees, i < 4 ? 0 : (size_t)i - 3);
-        cr_assert_leq(st.quarantine_bytes, 4 * 132);
+        cr_assert_leq(st.quarantine_bytes, 4 * (132 + 32));
     }
     /* The four newest are still there: each is still DEADBYTE (readable). */
     for (int i = 6; i < 10; i++)
@@ -358,9 +359,10 @@ Test(debug_layout, init_refuses_once_blocks_exist)
     cr_assert_eq(ms_debug_init(&cfg), 0);
 }
 
+/* The test's foreign blocks: 8 bytes into a glibc block. */
 static size_t foreign_size(void *p)
 {
-    return (uintptr_t)p % 16 == 8 ? malloc_usable_size((char *)p - 8) : 0;
+    return (uintptr_t)p % 16 == 8 ? malloc_usable_size((char *)p - 8) - 8 : 0;
 }
 
 static void foreign_free(void *p)
@@ -386,4 +388,49 @@ Test(debug_layout, foreign_blocks_are_handed_to_the_callbacks)
     a.free(a.ctx, q);
     raw = malloc(64);
     a.free(a.ctx, raw + 8);
+}
+
+Test(debug_layout, big_blocks_in_other_leaves_are_tracked_and_counted)
+{
+    debug_setup(0);
+    struct ms_allocator a = api('r');
+    /* 1 MiB blocks come from glibc's mmap, far from its heap: other bitmap leaves. */
+    uint8_t *big[4], *small[100];
+    for (int i = 0; i < 4; i++) {
+        big[i] = a.malloc(a.ctx, 1 << 20);
+        assert_layout(big[i], 1 << 20, 'r', ms_debug_serialno());
+        cr_assert_eq(a.usable_size(a.ctx, big[i]), 1 << 20);
+    }
+    for (int i = 0; i < 100; i++)
+        small[i] = a.malloc(a.ctx, 24);
+    struct ms_debug_stats st;
+    ms_debug_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 104);
+    ms_debug_check_heap();
+    for (int i = 0; i < 4; i++) {
+        cr_assert(ms_debug_owns(big[i]));
+        cr_assert_not(ms_debug_owns(big[i] + 16));
+        a.free(a.ctx, big[i]);
+        cr_assert_not(ms_debug_owns(big[i]));
+    }
+    for (int i = 0; i < 100; i++)
+        a.free(a.ctx, small[i]);
+    ms_debug_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 0);
+}
+
+Test(debug_layout, shrink_in_place_leaves_deadbyte_beyond_the_new_trailer)
+{
+    debug_setup(0);
+    struct ms_allocator a = api('r');
+    uint8_t *p = a.malloc(a.ctx, 100);
+    memset(p, 'k', 100);
+    /* 132 -> 122 lower bytes: glibc keeps the chunk (the 16-byte rest is too small to
+     * split off), so the erased bytes past the new trailer stay visible. */
+    uint8_t *q = a.realloc(a.ctx, p, 90);
+    cr_assert_eq(q, p, "glibc shrinks this one in place");
+    assert_layout(q, 90, 'r', ms_debug_serialno());
+    assert_all(q, 90, 'k', "kept data");
+    assert_all(q + 90 + 16, 10, 0xDD, "erased old trailer region past the new one");
+    a.free(a.ctx, q);
 }

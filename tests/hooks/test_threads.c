@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -148,4 +149,43 @@ Test(debug_threads, fork_while_other_threads_allocate, .timeout = 120)
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
     ms_debug_at_exit();
+}
+
+/* Two threads free the same block at once: exactly one free wins, the other is reported
+ * as a double free (it waits for the winner to queue the block), never a crash or a
+ * silent second release. */
+static void *block_to_race;
+static pthread_barrier_t race_start;
+
+static void *free_racer(void *arg)
+{
+    (void)arg;
+    struct ms_allocator a = ms_debug_allocator('r');
+    pthread_barrier_wait(&race_start);
+    a.free(a.ctx, block_to_race);
+    return NULL;
+}
+
+static void racing_double_free(void *arg)
+{
+    (void)arg;
+    struct ms_allocator a = ms_debug_allocator('r');
+    block_to_race = a.malloc(a.ctx, 64);
+    pthread_barrier_init(&race_start, NULL, 2);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, free_racer, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+}
+
+Test(debug_threads, racing_double_free_is_reported_once, .timeout = 60)
+{
+    static char text[8192];
+    int sig = run_child(1 << 20, racing_double_free, NULL, text, sizeof text);
+    cr_assert_eq(sig, SIGABRT, "signal %d, text:\n%s", sig, text);
+    const char *fatal = strstr(text, "Fatal memshim error: memshim_debug_free: ");
+    cr_assert_not_null(fatal, "%s", text);
+    cr_assert_not_null(strstr(fatal, "double free\n"), "%s", text);
+    cr_assert_null(strstr(fatal + 1, "Fatal memshim error"), "one report only:\n%s", text);
 }

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stack capture with libunwind (see unwind.h).
+ *
+ * unw_backtrace is used rather than an unw_getcontext/unw_step loop: on x86-64 it walks
+ * through libunwind's per-thread cache of frame descriptors (tdep_trace) and costs a
+ * fraction of a stepping loop per frame (measured in tests/hooks/bench_trace.c; heaptrack
+ * made the same choice).  The stepping loop is kept only to count frames past the buffer.
+ *
+ * Own frames are recognised by address: at init, the executable PT_LOAD segments of the
+ * module that contains this file are recorded (dl_iterate_phdr), and any pc inside one of
+ * them is memshim's.  Names would be slower and wrong for static functions.
+ *
+ * State: one struct, written once by ms_unwind_init (under pthread_once), read-only after.
+ */
+#include "unwind.h"
+
+#include <link.h>
+#include <pthread.h>
+#include <stddef.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "guard.h"
+#include "symbolize.h"
+
+/* Frames fetched per capture beyond the requested ones, so that memshim's own frames at the
+ * top (the shim's malloc, the layers, this function) do not eat into the caller's limit, and
+ * so that most stacks are counted completely by one unw_backtrace call. */
+#define MS_UNWIND_BUF 256
+#define MS_UNWIND_OWN_SLACK 16
+#define MS_UNWIND_MAX_RANGES 8
+
+struct ms_unwind_range {
+    uintptr_t lo, hi;
+};
+
+struct ms_unwind_state {
+    pthread_once_t once;
+    int ready; /* set (release) when ranges are filled in */
+    int found;
+    int nranges;
+    struct ms_unwind_range ranges[MS_UNWIND_MAX_RANGES];
+};
+
+static struct ms_unwind_state unwind_state = { .once = PTHREAD_ONCE_INIT };
+
+static int find_own_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)arg;
+    int mine = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && me >= lo && me < lo + ph->p_memsz)
+            mine = 1;
+    }
+    if (!mine)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        if (unwind_state.nranges == MS_UNWIND_MAX_RANGES)
+            break;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        unwind_state.ranges[unwind_state.nranges].lo = lo;
+        unwind_state.ranges[unwind_state.nranges].hi = lo + ph->p_memsz;
+        unwind_state.nranges++;
+    }
+    return 1;
+}
+
+static void unwind_init_once(void)
+{
+    ms_guard_enter();
+    /* Per-thread caches: no lock shared by all allocating threads inside libunwind. */
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    unwind_state.found = dl_iterate_phdr(find_own_module, (void *)(uintptr_t)&unwind_init_once);
+    ms_guard_leave();
+    __atomic_store_n(&unwind_state.ready, 1, __ATOMIC_RELEASE);
+}
+
+int ms_unwind_init(void)
+{
+    pthread_once(&unwind_state.once, unwind_init_once);
+    return unwind_state.found ? 0 : -1;
+}
+
+int ms_unwind_is_own(uintptr_t pc)
+{
+    for (int i = 0; i < unwind_state.nranges; i++)
+        if (pc >= unwind_state.ranges[i].lo && pc < unwind_state.ranges[i].hi)
+            return 1;
+    return 0;
+}
+
+/* Counts the frames after the first skip ones with a stepping loop: only for stacks deeper
+ * than the counting buffer, which are rare (deep recursion). */
+static uint32_t count_beyond(int skip)
+{
+    unw_context_t uc;
+    unw_cursor_t cursor;
+    uint32_t n = 0;
+    if (unw_getcontext(&uc) < 0 || unw_init_local(&cursor, &uc) < 0)
+        return 0;
+    /* +1: this function's own frame is one more than the caller saw. */
+    for (int i = 0; i < skip + 1; i++)
+        if (unw_step(&cursor) <= 0)
+            return 0;
+    do {
+        unw_word_t ip;
+        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0)
+            break;
+        if (!ms_unwind_is_own((uintptr_t)ip))
+            n++;
+    } while (unw_step(&cursor) > 0 && n < UINT32_MAX - 1);
+    return n;
+}
+
+/* Walks the whole stack (the fast path up to MS_UNWIND_BUF frames, stepping beyond) and
+ * returns its non-memshim frames, this function's caller's included. */
+static __attribute__((noinline)) uint32_t count_all(void)
+{
+    void *buf[MS_UNWIND_BUF];
+    int n = unw_backtrace(buf, MS_UNWIND_BUF);
+    uint32_t all = 0;
+    for (int i = 0; i < n; i++)
+        if (!ms_unwind_is_own((uintptr_t)buf[i]))
+            all++;
+    if (n == MS_UNWIND_BUF)
+        all += count_beyond(MS_UNWIND_BUF);
+    return all;
+}
+
+/*
+ * The total depth of a stack deeper than the capture costs a walk of the whole stack (35
+ * cycles a frame with unw_backtrace, a thousand with unw_step: bench_trace), which would
+ * triple the cost of a 16-frame trace under a 100-frame Python stack.  So each thread keeps
+ * the totals it counted, keyed by the captured frames, the first frame past them and the
+ * stack address of this function's frame: the same frames at the same stack address have
+ * the same callers below them, except when two different chains of callers happen to use
+ * exactly the same stack size and end in the same frames - then the total shown may be off,
+ * never the frames themselves.  Deeper recursion moves the stack address, so recursion is
+ * counted right.
+ */
+#define MS_DEPTH_CACHE 64
+
+struct ms_depth_entry {
+    uint64_t key;
+    uintptr_t sp;
+    uint32_t total;
+};
+
+static _Thread_local struct ms_depth_entry depth_cache[MS_DEPTH_CACHE];
+
+static uint64_t depth_key(const uintptr_t *pcs, int n, uintptr_t next)
+{
+    uint64_t h = next * 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < n; i++)
+        h = (h ^ pcs[i]) * 0xbf58476d1ce4e5b9ull;
+    return (h ^ (h >> 31)) | 1;
+}
+
+int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total)
+{
+    if (!__atomic_load_n(&unwind_state.ready, __ATOMIC_ACQUIRE))
+        ms_unwind_init();
+    if (max > MS_UNWIND_MAX_FRAMES)
+        max = MS_UNWIND_MAX_FRAMES;
+    if (max < 0)
+        max = 0;
+    /* One frame more than asked (past the own ones) tells whether the stack goes on. */
+    int cap = max + MS_UNWIND_OWN_SLACK + 1;
+    void *buf[cap];
+
+    ms_guard_enter();
+    int n = unw_backtrace(buf, cap);
+    ms_guard_leave();
+
+    int kept = 0;
+    uint32_t all = 0;
+    uintptr_t next = 0;
+    for (int i = 0; i < n; i++) {
+        uintptr_t pc = (uintptr_t)buf[i];
+        if (ms_unwind_is_own(pc))
+            continue;
+        if (all++ == (uint32_t)max && next == 0)
+            next = pc;
+        if (kept < max)
+            pcs[kept++] = pc;
+    }
+    if (n < cap) {
+        *total = all; /* the whole stack was walked */
+        return kept;
+    }
+
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    uint64_t key = depth_key(pcs, kept, next);
+    struct ms_depth_entry *e = &depth_cache[(key ^ (sp >> 4)) % MS_DEPTH_CACHE];
+    if (next != 0 && e->key == key && e->sp == sp) {
+        *total = e->total;
+        return kept;
+    }
+    ms_guard_enter();
+    all = count_all();
+    ms_guard_leave();
+    if (next != 0) {
+        e->key = key;
+        e->sp = sp;
+        e->total = all;
+    }
+    *total = all;
+    return kept;
+}
+
+void ms_unwind_print_current(struct ms_out *o)
+{
+    uintptr_t pcs[64];
+    uint32_t total = 0;
+    int n = ms_unwind_capture(pcs, 64, &total);
+
+    ms_out_str(o, "Current thread 0x");
+    ms_out_hex(o, (uint64_t)pthread_self(), 16);
+    ms_out_str(o, " (most recent call first):\n");
+    for (int i = 0; i < n; i++)
+        ms_symbol_print_frame(o, pcs[i], MS_SYMBOL_FATAL);
+    if (total > (uint32_t)n) {
+        ms_out_str(o, "  ... ");
+        ms_out_udec(o, total - (uint32_t)n, 0);
+        ms_out_str(o, " more frames\n");
+    }
+    ms_out_flush(o);
+}

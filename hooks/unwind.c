@@ -4,8 +4,8 @@
  *
  * unw_backtrace is used rather than an unw_getcontext/unw_step loop: on x86-64 it walks
  * through libunwind's per-thread cache of frame descriptors (tdep_trace) and costs a
- * fraction of a stepping loop per frame (measured in tests/hooks/bench_trace.c; heaptrack
- * made the same choice).  The stepping loop is kept only to count frames past the buffer.
+ * thirtieth of a stepping loop per frame (measured in tests/hooks/bench_trace.c; heaptrack
+ * made the same choice).
  *
  * Own frames are recognised by address: at init, the executable PT_LOAD segments of the
  * module that contains this file are recorded (dl_iterate_phdr), and any pc inside one of
@@ -23,12 +23,14 @@
 #include <libunwind.h>
 
 #include "guard.h"
+#include "os.h"
 #include "symbolize.h"
 
 /* Frames fetched per capture beyond the requested ones, so that memshim's own frames at the
  * top (the shim's malloc, the layers, this function) do not eat into the caller's limit, and
  * so that most stacks are counted completely by one unw_backtrace call. */
 #define MS_UNWIND_BUF 256
+#define MS_UNWIND_DEEP 65536
 #define MS_UNWIND_OWN_SLACK 16
 #define MS_UNWIND_MAX_RANGES 8
 
@@ -97,41 +99,31 @@ int ms_unwind_is_own(uintptr_t pc)
     return 0;
 }
 
-/* Counts the frames after the first skip ones with a stepping loop: only for stacks deeper
- * than the counting buffer, which are rare (deep recursion). */
-static uint32_t count_beyond(int skip)
+static uint32_t count_own_excluded(void *const *buf, int n)
 {
-    unw_context_t uc;
-    unw_cursor_t cursor;
-    uint32_t n = 0;
-    if (unw_getcontext(&uc) < 0 || unw_init_local(&cursor, &uc) < 0)
-        return 0;
-    /* +1: this function's own frame is one more than the caller saw. */
-    for (int i = 0; i < skip + 1; i++)
-        if (unw_step(&cursor) <= 0)
-            return 0;
-    do {
-        unw_word_t ip;
-        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0)
-            break;
-        if (!ms_unwind_is_own((uintptr_t)ip))
-            n++;
-    } while (unw_step(&cursor) > 0 && n < UINT32_MAX - 1);
-    return n;
-}
-
-/* Walks the whole stack (the fast path up to MS_UNWIND_BUF frames, stepping beyond) and
- * returns its non-memshim frames, this function's caller's included. */
-static __attribute__((noinline)) uint32_t count_all(void)
-{
-    void *buf[MS_UNWIND_BUF];
-    int n = unw_backtrace(buf, MS_UNWIND_BUF);
     uint32_t all = 0;
     for (int i = 0; i < n; i++)
         if (!ms_unwind_is_own((uintptr_t)buf[i]))
             all++;
-    if (n == MS_UNWIND_BUF)
-        all += count_beyond(MS_UNWIND_BUF);
+    return all;
+}
+
+/* Walks the whole stack and returns its non-memshim frames.  Stacks deeper than the stack
+ * buffer (deep recursion) are walked again into a mapped buffer: one method throughout, as
+ * unw_step and unw_backtrace disagree by a frame at the bottom of the stack.  Past
+ * MS_UNWIND_DEEP frames the count stops there. */
+static __attribute__((noinline)) uint32_t count_all(void)
+{
+    void *buf[MS_UNWIND_BUF];
+    int n = unw_backtrace(buf, MS_UNWIND_BUF);
+    if (n < MS_UNWIND_BUF)
+        return count_own_excluded(buf, n);
+    void **deep = ms_os_map(MS_UNWIND_DEEP * sizeof(void *));
+    if (deep == NULL)
+        return count_own_excluded(buf, n);
+    n = unw_backtrace(deep, MS_UNWIND_DEEP);
+    uint32_t all = count_own_excluded(deep, n);
+    ms_os_unmap(deep, MS_UNWIND_DEEP * sizeof(void *));
     return all;
 }
 

@@ -80,12 +80,12 @@ Test(unwind, deeper_than_the_buffer)
 {
     recurse(0, 16);
     uint32_t base = captured_total;
-    recurse(400, 16); /* past the 256-frame buffer: the rest is counted by stepping */
+    recurse(400, 16); /* past the 256-frame stack buffer */
     cr_assert_eq(captured_n, 16);
-    cr_assert_eq(captured_total, base + 400);
+    cr_assert_eq(captured_total, base + 400, "%u vs %u", captured_total, base + 400);
     recurse(400, 300);
     cr_assert_eq(captured_n, 300);
-    cr_assert_eq(captured_total, base + 400);
+    cr_assert_eq(captured_total, base + 400, "%u vs %u", captured_total, base + 400);
     for (int i = 1; i < 300; i++)
         cr_assert_str_eq(function_of(captured[i]), "recurse");
 }

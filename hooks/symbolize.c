@@ -383,3 +383,8 @@ int ms_symbol_is_startup(const struct ms_symbol *s)
             return 1;
     return 0;
 }
+
+void ms_symbol_fork_child(void)
+{
+    pthread_mutex_init(&sym_state.lock, NULL);
+}

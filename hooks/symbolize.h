@@ -50,4 +50,8 @@ void ms_symbol_print(struct ms_out *o, const struct ms_symbol *s, uintptr_t pc);
  * Tracebacks hide a trailing run of these, as Python's hide the interpreter's. */
 int ms_symbol_is_startup(const struct ms_symbol *s);
 
+/* fork(): the child gets the lock back free (a report in another thread of the parent may
+ * have held it). */
+void ms_symbol_fork_child(void);
+
 #endif

@@ -660,6 +660,7 @@ void ms_trace_fork_parent(void)
 void ms_trace_fork_child(void)
 {
     ms_traceback_fork_child();
+    ms_symbol_fork_child();
     pthread_mutex_init(&trace_state.other_lock, NULL);
     for (unsigned i = 0; i < MS_TRACE_SHARDS; i++)
         pthread_mutex_init(&trace_state.shards[i].lock, NULL);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Microbenchmark (built, not a registered test): TSC cycles per malloc+free pair through the
+ * Microbenchmark (built, not a registered test): cycles per malloc+free pair through the
  * trace layer over glibc, by traceback limit and by stack depth, next to the raw capture
  * primitives.  Usage: bench_trace [iterations [row]]   (one thread; run it on a quiet machine).
  */
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <x86intrin.h>
 
 #define UNW_LOCAL_ONLY
@@ -32,6 +33,20 @@ static struct ms_allocator lower = { NULL, lower_malloc, lower_calloc, lower_rea
                                      lower_free, lower_memalign, lower_usable };
 static struct ms_allocator layer;
 static long iterations = 200000;
+static double tsc_ghz = 1.0;
+
+/* TSC ticks per nanosecond, measured over a short busy wait. */
+static void measure_tsc(void)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    uint64_t t0 = __rdtsc();
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < 50000000L);
+    double ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+    tsc_ghz = (double)(__rdtsc() - t0) / ns;
+}
 
 enum what { PLAIN, LAYER, RAW_BT16, RAW_BT256, RAW_STEP16, CAPTURE16 };
 
@@ -44,6 +59,8 @@ static __attribute__((noinline)) double run(enum what w)
     void *buf[256];
     uintptr_t pcs[64];
     uint32_t total;
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     uint64_t t0 = __rdtsc();
     for (long i = 0; i < iterations; i += BATCH) {
         for (int j = 0; j < BATCH; j++) {
@@ -74,7 +91,14 @@ static __attribute__((noinline)) double run(enum what w)
                 layer.free(layer.ctx, blocks[j]);
         }
     }
-    return (double)(__rdtsc() - t0) / (double)iterations;
+    uint64_t cycles = __rdtsc() - t0;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    double ns = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
+    /* On a shared machine TSC cycles include time the thread was not running; the
+     * thread's CPU time does not.  Report CPU time converted at the TSC rate seen while
+     * running (cycles / wall ns would be the same thing when the thread is never preempted). */
+    (void)cycles;
+    return ns * tsc_ghz / (double)iterations;
 }
 
 static __attribute__((noinline)) double at_depth(int depth, enum what w)
@@ -92,9 +116,10 @@ int main(int argc, char **argv)
     if (argc > 1)
         iterations = atol(argv[1]);
     ms_trace_init(&layer, &lower);
+    measure_tsc();
     int depths[] = { 5, 30, 100 };
-    printf("cycles per operation (%ld iterations; depth = extra frames under the caller)\n",
-           iterations);
+    printf("cycles per operation: thread CPU time x TSC rate %.2f GHz (%ld iterations; depth = "
+           "extra frames under the caller)\n", tsc_ghz, iterations);
     printf("%-34s %10s %10s %10s\n", "", "depth 5", "depth 30", "depth 100");
     struct { const char *name; enum what w; int limit; } rows[] = {
         { "glibc malloc+free", PLAIN, 0 },

@@ -111,12 +111,18 @@ static void allocate_known_sites(void)
     layer.free(layer.ctx, layer.malloc(layer.ctx, 200 * 1024));
 }
 
+static struct ms_out report;
+
+static const char *report_text(int limit)
+{
+    ms_out_init(&report, -1);
+    ms_trace_report(&report, limit);
+    return collected(&report);
+}
+
 Test(trace_report, top_sites_by_line)
 {
     allocate_known_sites();
-    struct ms_out o;
-    ms_out_init(&o, -1);
-    ms_trace_report(&o, 10);
     char expect[1024];
     snprintf(expect, sizeof expect,
              "[ Top 10 ]\n"
@@ -126,15 +132,12 @@ Test(trace_report, top_sites_by_line)
              "Current traced memory: 8105 B\n"
              "Peak traced memory: 208 KiB\n",
              __FILE__, line_b, __FILE__, line_a, __FILE__, line_c);
-    cr_assert_str_eq(collected(&o), expect);
+    cr_assert_str_eq(report_text(10), expect);
 }
 
 Test(trace_report, limit_puts_the_rest_on_one_line)
 {
     allocate_known_sites();
-    struct ms_out o;
-    ms_out_init(&o, -1);
-    ms_trace_report(&o, 1);
     char expect[1024];
     snprintf(expect, sizeof expect,
              "[ Top 1 ]\n"
@@ -143,15 +146,12 @@ Test(trace_report, limit_puts_the_rest_on_one_line)
              "Current traced memory: 8105 B\n"
              "Peak traced memory: 208 KiB\n",
              __FILE__, line_b);
-    cr_assert_str_eq(collected(&o), expect);
+    cr_assert_str_eq(report_text(1), expect);
 }
 
 Test(trace_report, empty_report)
 {
     ms_trace_init(&layer, &lower);
     ms_trace_start(1);
-    struct ms_out o;
-    ms_out_init(&o, -1);
-    ms_trace_report(&o, 10);
-    cr_assert_str_eq(collected(&o), "[ Top 10 ]\nCurrent traced memory: 0 B\nPeak traced memory: 0 B\n");
+    cr_assert_str_eq(report_text(10), "[ Top 10 ]\nCurrent traced memory: 0 B\nPeak traced memory: 0 B\n");
 }

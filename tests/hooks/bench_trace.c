@@ -14,23 +14,10 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "test_trace_util.h"
 #include "trace.h"
 #include "unwind.h"
 
-static void *lower_malloc(void *ctx, size_t n) { (void)ctx; return malloc(n); }
-static void *lower_calloc(void *ctx, size_t a, size_t b) { (void)ctx; return calloc(a, b); }
-static void *lower_realloc(void *ctx, void *p, size_t n) { (void)ctx; return realloc(p, n); }
-static void lower_free(void *ctx, void *p) { (void)ctx; free(p); }
-static void *lower_memalign(void *ctx, size_t a, size_t n)
-{
-    (void)ctx;
-    void *p;
-    return posix_memalign(&p, a, n) ? NULL : p;
-}
-static size_t lower_usable(void *ctx, void *p) { (void)ctx; (void)p; return 0; }
-
-static struct ms_allocator lower = { NULL, lower_malloc, lower_calloc, lower_realloc,
-                                     lower_free, lower_memalign, lower_usable };
 static struct ms_allocator layer;
 static long iterations = 200000;
 static double tsc_ghz = 1.0;
@@ -115,7 +102,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         iterations = atol(argv[1]);
-    ms_trace_init(&layer, &lower);
+    ms_trace_init(&layer, &libc_lower);
     measure_tsc();
     int depths[] = { 5, 30, 100 };
     printf("cycles per operation: thread CPU time x TSC rate %.2f GHz (%ld iterations; depth = "

@@ -13,6 +13,7 @@
 
 #include "symbolize.h"
 #include "unwind.h"
+#include "test_trace_util.h"
 
 static uintptr_t pcs[8];
 static int n_pcs, known_line;
@@ -22,12 +23,6 @@ static __attribute__((noinline)) void known_site(void)
     uint32_t total;
     known_line = __LINE__ + 1;
     n_pcs = ms_unwind_capture(pcs, 8, &total);
-}
-
-static const char *collected(struct ms_out *o)
-{
-    o->buf[o->len < sizeof o->buf ? o->len : sizeof o->buf - 1] = '\0';
-    return o->buf;
 }
 
 Test(symbol, function_file_and_line_of_this_binary)

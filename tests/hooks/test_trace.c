@@ -15,6 +15,7 @@
 #include "os.h"
 #include "trace.h"
 #include "traceback.h"
+#include "test_trace_util.h"
 
 /* ---- the fake lower allocator --------------------------------------------------------- */
 
@@ -391,12 +392,6 @@ static __attribute__((noinline)) void *caller(void)
     caller_line = __LINE__ + 1;
     void *p = make_buffer(10);
     return p;
-}
-
-static const char *collected(struct ms_out *o)
-{
-    o->buf[o->len < sizeof o->buf ? o->len : sizeof o->buf - 1] = '\0';
-    return o->buf;
 }
 
 Test(trace, block_traceback_text, .init = setup)

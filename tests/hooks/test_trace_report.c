@@ -9,12 +9,7 @@
 #include <string.h>
 
 #include "trace.h"
-
-static const char *collected(struct ms_out *o)
-{
-    o->buf[o->len < sizeof o->buf ? o->len : sizeof o->buf - 1] = '\0';
-    return o->buf;
-}
+#include "test_trace_util.h"
 
 struct size_case {
     long long size;
@@ -68,15 +63,6 @@ Test(trace_report, format_size_as_tracemalloc)
 
 /* ---- the report ------------------------------------------------------------------------- */
 
-static void *lower_malloc(void *ctx, size_t n) { (void)ctx; return malloc(n); }
-static void *lower_calloc(void *ctx, size_t a, size_t b) { (void)ctx; return calloc(a, b); }
-static void *lower_realloc(void *ctx, void *p, size_t n) { (void)ctx; return realloc(p, n); }
-static void lower_free(void *ctx, void *p) { (void)ctx; free(p); }
-static void *lower_memalign(void *ctx, size_t a, size_t n) { (void)ctx; (void)a; return malloc(n); }
-static size_t lower_usable(void *ctx, void *p) { (void)ctx; (void)p; return 0; }
-
-static const struct ms_allocator lower = { NULL, lower_malloc, lower_calloc, lower_realloc,
-                                           lower_free, lower_memalign, lower_usable };
 static struct ms_allocator layer;
 static int line_a, line_b, line_c;
 
@@ -100,7 +86,7 @@ static __attribute__((noinline)) void *site_c(int i)
 
 static void allocate_known_sites(void)
 {
-    ms_trace_init(&layer, &lower);
+    ms_trace_init(&layer, &libc_lower);
     ms_trace_start(1);
     for (int i = 0; i < 3; i++)
         site_a();
@@ -151,7 +137,7 @@ Test(trace_report, limit_puts_the_rest_on_one_line)
 
 Test(trace_report, empty_report)
 {
-    ms_trace_init(&layer, &lower);
+    ms_trace_init(&layer, &libc_lower);
     ms_trace_start(1);
     cr_assert_str_eq(report_text(10), "[ Top 10 ]\nCurrent traced memory: 0 B\nPeak traced memory: 0 B\n");
 }

@@ -62,6 +62,7 @@ struct ms_trace_state {
     size_t current;   /* atomic: bytes in traced blocks */
     size_t peak;      /* atomic */
     size_t mapped;    /* atomic: bytes of trace tables */
+    size_t sampled;   /* atomic: current at the last timeline sample */
     void *(*map)(size_t size);
     pthread_mutex_t other_lock;
     struct ms_trace_other *other;
@@ -105,6 +106,16 @@ void ms_trace_set_mapper(void *(*map)(size_t size))
 
 /* ---- accounting (under a table lock) --------------------------------------------- */
 
+/* A timeline sample when traced memory moved by a step since the last one. */
+static void timeline_check(size_t cur)
+{
+    size_t last = __atomic_load_n(&trace_state.sampled, __ATOMIC_RELAXED);
+    if (cur >= last + MS_TIMELINE_STEP || cur + MS_TIMELINE_STEP <= last) {
+        __atomic_store_n(&trace_state.sampled, cur, __ATOMIC_RELAXED);
+        ms_timeline_add(cur);
+    }
+}
+
 static void account_add(size_t size)
 {
     size_t cur = __atomic_add_fetch(&trace_state.current, size, __ATOMIC_RELAXED);
@@ -113,11 +124,12 @@ static void account_add(size_t size)
            !__atomic_compare_exchange_n(&trace_state.peak, &peak, cur, 1, __ATOMIC_RELAXED,
                                         __ATOMIC_RELAXED)) {
     }
+    timeline_check(cur);
 }
 
 static void account_sub(size_t size)
 {
-    __atomic_sub_fetch(&trace_state.current, size, __ATOMIC_RELAXED);
+    timeline_check(__atomic_sub_fetch(&trace_state.current, size, __ATOMIC_RELAXED));
 }
 
 /* ---- the sharded main table ------------------------------------------------------- */
@@ -524,6 +536,11 @@ int ms_trace_start(unsigned nframe)
         return -1;
     ms_unwind_init();
     __atomic_store_n(&trace_state.limit, nframe, __ATOMIC_RELAXED);
+    if (!tracing()) {
+        size_t cur = __atomic_load_n(&trace_state.current, __ATOMIC_RELAXED);
+        __atomic_store_n(&trace_state.sampled, cur, __ATOMIC_RELAXED);
+        ms_timeline_start(cur);
+    }
     __atomic_store_n(&trace_state.tracing, 1, __ATOMIC_RELEASE);
     return 0;
 }
@@ -661,6 +678,7 @@ void ms_trace_fork_child(void)
 {
     ms_traceback_fork_child();
     ms_symbol_fork_child();
+    ms_timeline_fork_child();
     pthread_mutex_init(&trace_state.other_lock, NULL);
     for (unsigned i = 0; i < MS_TRACE_SHARDS; i++)
         pthread_mutex_init(&trace_state.shards[i].lock, NULL);

@@ -87,6 +87,22 @@ void ms_trace_fork_prepare(void);
 void ms_trace_fork_parent(void);
 void ms_trace_fork_child(void);
 
+/* The timeline (trace_timeline.c): traced memory over time, a sample per
+ * MS_TIMELINE_STEP bytes of change. */
+#define MS_TIMELINE_STEP ((size_t)1 << 20)
+
+struct ms_timeline_sample {
+    uint64_t ns;     /* since tracing started */
+    uint64_t current; /* traced bytes */
+};
+
+void ms_timeline_start(size_t current);
+void ms_timeline_add(size_t current);
+/* Adds a last sample for now, then calls fn for every sample, oldest first. */
+void ms_timeline_foreach(size_t current, void (*fn)(void *arg, const struct ms_timeline_sample *s),
+                         void *arg);
+void ms_timeline_fork_child(void);
+
 /* Test hook: replace the table mapper (NULL: ms_os_map) to inject failures. */
 void ms_trace_set_mapper(void *(*map)(size_t size));
 

@@ -351,15 +351,17 @@ out:
 }
 
 /* Captures the caller's stack and records the trace.  0 or -1 (no memory). */
-static int trace_add(unsigned domain, uintptr_t addr, size_t size)
+static inline __attribute__((always_inline)) int trace_add(unsigned domain, uintptr_t addr,
+                                                            size_t size)
 {
     unsigned limit = __atomic_load_n(&trace_state.limit, __ATOMIC_RELAXED);
     if (limit > MS_UNWIND_MAX_FRAMES)
         limit = MS_UNWIND_MAX_FRAMES;
     uintptr_t pcs[limit ? limit : 1];
     uint32_t total = 0;
-    int n = ms_unwind_capture(pcs, (int)limit, &total);
-    const struct ms_traceback *tb = ms_traceback_intern(pcs, (uint32_t)n, total);
+    uint64_t hash;
+    int n = ms_unwind_capture(pcs, (int)limit, &total, &hash);
+    const struct ms_traceback *tb = ms_traceback_intern_hashed(pcs, (uint32_t)n, total, hash);
     if (tb == NULL)
         return -1;
     if (domain == 0 && size >= MS_TRACE_BIG_SIZE) {
@@ -415,7 +417,8 @@ static int tracing(void)
 
 /* Records the trace of a block the lower allocator just gave; if that is impossible the
  * block goes back and the call fails, as in CPython. */
-static void *traced(struct ms_trace_state *st, void *p, size_t size)
+static inline __attribute__((always_inline)) void *traced(struct ms_trace_state *st, void *p,
+                                                           size_t size)
 {
     if (p && tracing()) {
         uint64_t h = addr_hash((uintptr_t)p);

@@ -62,15 +62,27 @@ void ms_traceback_set_mapper(void *(*map)(size_t size))
     pthread_mutex_unlock(&tb_state.lock);
 }
 
-/* Mixes every frame; the finaliser spreads the bits so the low ones index the table. */
-static uint32_t tb_hash(const uintptr_t *pcs, uint32_t n, uint32_t total)
+/* Two independent multiply lanes (even and odd frames): the multiplies' latency, not their
+ * number, bounds a hash of a few frames. */
+uint64_t ms_traceback_hash_frames(const uintptr_t *pcs, uint32_t n)
 {
-    uint64_t h = 0x243f6a8885a308d3ull ^ ((uint64_t)total << 32 | n);
-    for (uint32_t i = 0; i < n; i++) {
-        h ^= pcs[i];
-        h *= 0x9e3779b97f4a7c15ull;
-        h ^= h >> 32;
+    uint64_t a = 0x243f6a8885a308d3ull, b = 0x13198a2e03707344ull;
+    uint32_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        a = (a ^ pcs[i]) * 0x9e3779b97f4a7c15ull;
+        b = (b ^ pcs[i + 1]) * 0xc2b2ae3d27d4eb4full;
+        a ^= a >> 29;
+        b ^= b >> 31;
     }
+    if (i < n)
+        a = (a ^ pcs[i]) * 0x9e3779b97f4a7c15ull;
+    return a ^ (b * 0x165667b19e3779f9ull) ^ n;
+}
+
+/* The finaliser spreads the bits so the low ones index the table. */
+static uint32_t tb_hash(uint64_t frames_hash, uint32_t total)
+{
+    uint64_t h = frames_hash ^ ((uint64_t)total << 32);
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
     h ^= h >> 32;
@@ -187,7 +199,13 @@ static int tb_assign_id(struct ms_traceback *tb)
 
 const struct ms_traceback *ms_traceback_intern(const uintptr_t *pcs, uint32_t n, uint32_t total)
 {
-    uint32_t hash = tb_hash(pcs, n, total);
+    return ms_traceback_intern_hashed(pcs, n, total, ms_traceback_hash_frames(pcs, n));
+}
+
+const struct ms_traceback *ms_traceback_intern_hashed(const uintptr_t *pcs, uint32_t n,
+                                                      uint32_t total, uint64_t frames_hash)
+{
+    uint32_t hash = tb_hash(frames_hash, total);
     size_t empty;
     struct ms_tb_table *t = __atomic_load_n(&tb_state.table, __ATOMIC_ACQUIRE);
     if (t) {

@@ -30,6 +30,12 @@ struct ms_traceback {
  * (or past 2^28 distinct tracebacks). */
 const struct ms_traceback *ms_traceback_intern(const uintptr_t *pcs, uint32_t n, uint32_t total);
 
+/* The same, for a caller that already has ms_traceback_hash_frames(pcs, n) (the capture
+ * computes it for its own cache; hashing 16 frames twice was measurable). */
+const struct ms_traceback *ms_traceback_intern_hashed(const uintptr_t *pcs, uint32_t n,
+                                                      uint32_t total, uint64_t frames_hash);
+uint64_t ms_traceback_hash_frames(const uintptr_t *pcs, uint32_t n);
+
 /* The traceback with this id, or NULL for 0 / an id never handed out. */
 const struct ms_traceback *ms_traceback_get(uint32_t id);
 

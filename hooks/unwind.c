@@ -26,6 +26,7 @@
 #include "guard.h"
 #include "os.h"
 #include "symbolize.h"
+#include "traceback.h"
 
 /* Frames fetched per capture beyond the requested ones, so that memshim's own frames at the
  * top (the shim's malloc, the layers, this function) do not eat into the caller's limit, and
@@ -155,11 +156,9 @@ struct ms_depth_entry {
 
 static _Thread_local struct ms_depth_entry depth_cache[MS_DEPTH_CACHE];
 
-static uint64_t depth_key(const uintptr_t *pcs, int n, uintptr_t next)
+static uint64_t depth_key(uint64_t frames_hash, uintptr_t next)
 {
-    uint64_t h = next * 0x9e3779b97f4a7c15ull;
-    for (int i = 0; i < n; i++)
-        h = (h ^ pcs[i]) * 0xbf58476d1ce4e5b9ull;
+    uint64_t h = (frames_hash ^ next) * 0x9e3779b97f4a7c15ull;
     return (h ^ (h >> 31)) | 1;
 }
 
@@ -167,7 +166,7 @@ static uint64_t depth_key(const uintptr_t *pcs, int n, uintptr_t next)
  * caller's frames seen, *next the first one past the kept ones (0 if none), *own_top the
  * memshim frames on top.  Only leading frames can be memshim's: memshim never calls back
  * into the program, so the program's frames are one run below ours. */
-static int walk(void **buf, int cap, uintptr_t *pcs, int max, uint32_t *all, uintptr_t *next,
+static inline __attribute__((always_inline)) int walk(void **buf, int cap, uintptr_t *pcs, int max, uint32_t *all, uintptr_t *next,
                 int *own_top)
 {
     ms_guard_enter();
@@ -191,7 +190,7 @@ static int walk(void **buf, int cap, uintptr_t *pcs, int max, uint32_t *all, uin
  * per capture under deep stacks (bench_trace). */
 static int own_top_seen = 4;
 
-int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total)
+int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
 {
     if (!__atomic_load_n(&unwind_state.ready, __ATOMIC_ACQUIRE))
         ms_unwind_init();
@@ -216,13 +215,16 @@ int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total)
         n = walk(buf, cap, pcs, max, &all, &next, &top);
         kept = all < (uint32_t)max ? (int)all : max;
     }
+    uint64_t frames_hash = ms_traceback_hash_frames(pcs, (uint32_t)kept);
+    if (hash)
+        *hash = frames_hash;
     if (n < cap) {
         *total = all; /* the whole stack was walked */
         return kept;
     }
 
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-    uint64_t key = depth_key(pcs, kept, next);
+    uint64_t key = depth_key(frames_hash, next);
     struct ms_depth_entry *e = &depth_cache[(key ^ (sp >> 4)) % MS_DEPTH_CACHE];
     if (next != 0 && e->key == key && e->sp == sp) {
         *total = e->total;
@@ -244,7 +246,7 @@ void ms_unwind_print_current(struct ms_out *o)
 {
     uintptr_t pcs[64];
     uint32_t total = 0;
-    int n = ms_unwind_capture(pcs, 64, &total);
+    int n = ms_unwind_capture(pcs, 64, &total, NULL);
 
     ms_out_str(o, "Current thread 0x");
     ms_out_hex(o, (uint64_t)pthread_self(), 16);

@@ -28,8 +28,9 @@ int ms_unwind_init(void);
 
 /* Stores up to max (<= MS_UNWIND_MAX_FRAMES) return addresses of the caller's stack, most
  * recent first, memshim's frames left out; returns how many.  *total gets the number of
- * non-memshim frames on the whole stack (>= the return value), so truncation shows. */
-int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total);
+ * non-memshim frames on the whole stack (>= the return value), so truncation shows.
+ * *hash (if not NULL) gets ms_traceback_hash_frames of the stored frames. */
+int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash);
 
 /* Is pc inside memshim's own code? */
 int ms_unwind_is_own(uintptr_t pc);

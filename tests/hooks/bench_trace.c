@@ -68,7 +68,7 @@ static __attribute__((noinline)) double run(enum what w)
                 }
                 break;
             }
-            case CAPTURE16: ms_unwind_capture(pcs, 16, &total); break;
+            case CAPTURE16: ms_unwind_capture(pcs, 16, &total, NULL); break;
             }
         }
         for (int j = 0; j < BATCH; j++) {

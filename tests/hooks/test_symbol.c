@@ -22,7 +22,7 @@ static __attribute__((noinline)) void known_site(void)
 {
     uint32_t total;
     known_line = __LINE__ + 1;
-    n_pcs = ms_unwind_capture(pcs, 8, &total);
+    n_pcs = ms_unwind_capture(pcs, 8, &total, NULL);
 }
 
 Test(symbol, function_file_and_line_of_this_binary)

@@ -19,7 +19,7 @@ static uintptr_t captured[300];
 
 static __attribute__((noinline)) void capture_here(int max)
 {
-    captured_n = ms_unwind_capture(captured, max, &captured_total);
+    captured_n = ms_unwind_capture(captured, max, &captured_total, NULL);
 }
 
 static __attribute__((noinline)) int recurse(int depth, int max)

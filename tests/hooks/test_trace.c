@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "os.h"
 #include "trace.h"
@@ -465,4 +467,42 @@ Test(trace, startup_frames_are_hidden, .init = setup)
     cr_assert(strstr(text, "__libc_start") == NULL, "%s", text);
     cr_assert(strstr(text, "in _start\n") == NULL, "%s", text);
     layer.free(layer.ctx, p);
+}
+
+/* ---- fork ------------------------------------------------------------------------------- */
+
+static volatile int stop_churning;
+
+static void *churn_until_stopped(void *arg)
+{
+    (void)arg;
+    while (!stop_churning)
+        layer.free(layer.ctx, alloc_site(32));
+    return NULL;
+}
+
+Test(trace, fork_while_another_thread_traces, .init = setup, .timeout = 60)
+{
+    /* The shim registers these with pthread_atfork: a child must never inherit a table lock
+     * held by a thread that does not exist in it. */
+    pthread_atfork(ms_trace_fork_prepare, ms_trace_fork_parent, ms_trace_fork_child);
+    ms_trace_start(4);
+    pthread_t t;
+    pthread_create(&t, NULL, churn_until_stopped, NULL);
+    for (int i = 0; i < 50; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            void *p = alloc_site(64);
+            struct ms_out o;
+            ms_out_init(&o, -1);
+            ms_trace_report(&o, 3);
+            layer.free(layer.ctx, p);
+            _exit(traceback_of(p) == NULL && ms_trace_is_tracing() ? 0 : 1);
+        }
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %d", i, status);
+    }
+    stop_churning = 1;
+    pthread_join(t, NULL);
 }

@@ -15,6 +15,8 @@
 #include "symbolize.h"
 
 #include <dlfcn.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -216,6 +218,29 @@ static const char *source_name(const char *file, const char *comp_dir)
     return intern(file);
 }
 
+/* dwfl_module_getsrc finds the compilation unit through .debug_aranges, which clang does
+ * not emit: without this, programs built with clang had no lines at all.  So when it fails,
+ * ask every unit whether it covers the address (report time only, cached per pc). */
+static void lookup_line_by_cu(Dwfl_Module *mod, Dwarf_Addr addr, struct ms_symbol *s)
+{
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = NULL;
+    while ((cu = dwfl_module_nextcu(mod, cu, &bias)) != NULL) {
+        if (dwarf_haspc(cu, addr - bias) != 1)
+            continue;
+        Dwarf_Line *line = dwarf_getsrc_die(cu, addr - bias);
+        int lineno = 0;
+        const char *file = line ? dwarf_linesrc(line, NULL, NULL) : NULL;
+        if (file && dwarf_lineno(line, &lineno) == 0 && lineno > 0) {
+            Dwarf_Attribute attr;
+            const char *comp_dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr));
+            s->file = source_name(file, comp_dir);
+            s->line = s->file ? (unsigned)lineno : 0;
+        }
+        return;
+    }
+}
+
 /* Fills s from DWARF and ELF symbols (lock and guard held). */
 static int lookup_dwfl(uintptr_t pc, struct ms_symbol *s)
 {
@@ -255,6 +280,8 @@ static int lookup_dwfl(uintptr_t pc, struct ms_symbol *s)
             s->file = source_name(file, dwfl_line_comp_dir(line));
             s->line = s->file ? (unsigned)lineno : 0;
         }
+    } else {
+        lookup_line_by_cu(mod, addr, s);
     }
     return 0;
 }

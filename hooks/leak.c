@@ -11,10 +11,13 @@
  */
 #include "leak.h"
 
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "guard.h"
 #include "os.h"
@@ -225,6 +228,139 @@ static void scan_this_thread(struct ms_leak_scan *s, uintptr_t stack_from, const
     drain(s);
 }
 
+/* ---- other threads ------------------------------------------------------------------- */
+
+/* Reads a whole small /proc file into buf (NUL-terminated); its length, or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t n = 0;
+    while (n + 1 < size) {
+        ssize_t r = read(fd, buf + n, size - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    return (ssize_t)n;
+}
+
+static uintptr_t parse_hex(const char **p)
+{
+    uintptr_t v = 0;
+    if ((*p)[0] == '0' && (*p)[1] == 'x')
+        *p += 2;
+    for (;; (*p)++) {
+        char c = **p;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return v;
+        v = v * 16 + (uintptr_t)d;
+    }
+}
+
+/* The end of the writable mapping that contains addr, from /proc/self/maps read in chunks
+ * through a fixed buffer (stdio would allocate); 0 when not found. */
+static uintptr_t mapping_end(uintptr_t addr)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[4096];
+    size_t have = 0;
+    uintptr_t end = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            const char *p = line;
+            uintptr_t lo = parse_hex(&p);
+            p++; /* '-' */
+            uintptr_t hi = parse_hex(&p);
+            if (addr >= lo && addr < hi) {
+                end = p[1] == 'r' && p[2] == 'w' ? hi : 0;
+                goto out;
+            }
+            line = nl + 1;
+        }
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)
+            have = 0; /* an absurd line: drop it */
+    }
+out:
+    close(fd);
+    return end;
+}
+
+/*
+ * Other threads' stacks, without stopping them: a thread blocked in a system call (the
+ * usual state of a thread at exit: joining, waiting, sleeping) shows its user stack
+ * pointer in /proc/self/task/<tid>/syscall; everything from there to the end of its stack
+ * mapping (which also holds its TLS and thread control block, glibc puts them there) is
+ * scanned.  A thread that is running shows no stack pointer and is skipped, and blocked
+ * threads' callee-saved registers are not seen (the kernel keeps them): leak.h's limits.
+ */
+static void scan_other_threads(struct ms_leak_scan *s)
+{
+    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return;
+    long me = syscall(SYS_gettid);
+    char ents[2048];
+    long n;
+    while ((n = syscall(SYS_getdents64, dir, ents, sizeof ents)) > 0) {
+        for (long off = 0; off < n;) {
+            struct ms_dirent {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *d = (struct ms_dirent *)(ents + off);
+            off += d->reclen;
+            const char *p = d->name;
+            long tid = 0;
+            while (*p >= '0' && *p <= '9')
+                tid = tid * 10 + (*p++ - '0');
+            if (tid <= 0 || tid == me || *p)
+                continue;
+            char path[64], info[256];
+            struct ms_out o; /* the formatter builds the path without stdio */
+            ms_out_init(&o, -1);
+            ms_out_str(&o, "/proc/self/task/");
+            ms_out_udec(&o, (uint64_t)tid, 0);
+            ms_out_str(&o, "/syscall");
+            memcpy(path, o.buf, o.len < sizeof path - 1 ? o.len : sizeof path - 1);
+            path[o.len < sizeof path - 1 ? o.len : sizeof path - 1] = '\0';
+            if (read_small(path, info, sizeof info) <= 0 || info[0] < '0' || info[0] > '9')
+                continue; /* "running" (or gone): no stack pointer to start from */
+            /* "nr arg1 .. arg6 sp pc": the eighth field. */
+            const char *f = info;
+            for (int field = 0; field < 7 && f; field++) {
+                f = strchr(f, ' ');
+                if (f)
+                    f++;
+            }
+            if (f == NULL)
+                continue;
+            uintptr_t sp = parse_hex(&f);
+            uintptr_t end = sp ? mapping_end(sp) : 0;
+            if (end > sp)
+                scan_range(s, sp, end);
+        }
+    }
+    close(dir);
+    drain(s);
+}
+
 /* ---- collecting and reporting ------------------------------------------------------ */
 
 static void collect(void *arg, unsigned domain, uintptr_t ptr, size_t size,
@@ -340,6 +476,7 @@ __attribute__((noinline)) long ms_leak_check(struct ms_out *o, struct ms_leak_su
     }
     dl_iterate_phdr(scan_module, &s);
     scan_this_thread(&s, stack_from, regs);
+    scan_other_threads(&s);
     for (size_t i = 0; i < s.n; i++) {
         if (s.blocks[i].marked) {
             sum.reachable_blocks++;

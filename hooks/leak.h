@@ -3,12 +3,14 @@
  * Leaks at exit (LeakSanitizer's and Valgrind's method, on the trace layer's table): a
  * conservative reachability scan from the roots - the writable segments and this thread's
  * TLS blocks of every loaded module, this thread's stack, registers and thread control
- * block - through the live traced blocks.  Traced blocks that nothing reaches are leaks,
+ * block, and the stacks of the other threads that are blocked in a system call - through
+ * the live traced blocks.  Traced blocks that nothing reaches are leaks,
  * reported grouped by allocation traceback, biggest first.  memshim's own module and
  * memory (its tables, caches, quarantine) are never roots.
  *
- * Limits (documented in the README): other threads' stacks and registers are not scanned
- * (a block reachable only from a thread still running at exit may be reported), and a
+ * Limits (documented in the README): the other threads are not stopped, so a thread that
+ * is running at exit is not scanned and blocked threads' registers are not seen (a block
+ * reachable only from those may be reported), and a
  * block allocated before tracing started is unknown, so it neither leaks nor keeps
  * anything alive.  Runs at exit, with the world mostly stopped; never calls malloc (its
  * arrays come from ms_os_map); not on any hot path.

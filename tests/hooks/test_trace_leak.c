@@ -2,12 +2,15 @@
 /*
  * The leak scan: three leaking sites (one of them a cycle) are reported, biggest first;
  * blocks reachable from a global, through another block, from TLS, through an interior
- * pointer or from the stack are not; a program without leaks prints nothing.
+ * pointer, from the stack or from another (blocked) thread's stack or TLS are not; a program
+ * without leaks prints nothing.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "leak.h"
 #include "trace.h"
@@ -133,4 +136,41 @@ Test(trace_leak, not_tracing)
     ms_out_init(&o, -1);
     cr_assert_eq(ms_leak_check(&o, NULL), -1);
     cr_assert_eq(o.len, 0);
+}
+
+/* ---- other threads ------------------------------------------------------------------------- */
+
+static int wake[2], ready_pipe[2];
+
+static void *hold_and_block(void *arg)
+{
+    (void)arg;
+    void *held = alloc(77);        /* only on this thread's stack */
+    tls_keep = alloc(33);          /* only in this thread's TLS */
+    char c = 1;
+    write(ready_pipe[1], &c, 1);
+    read(wake[0], &c, 1);          /* blocked in a system call while the scan runs */
+    layer.free(layer.ctx, held);
+    layer.free(layer.ctx, tls_keep);
+    return NULL;
+}
+
+Test(trace_leak, blocked_threads_stacks_and_tls_are_roots, .init = setup)
+{
+    cr_assert_eq(pipe(wake), 0);
+    cr_assert_eq(pipe(ready_pipe), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, hold_and_block, NULL);
+    char c;
+    cr_assert_eq(read(ready_pipe[0], &c, 1), 1);
+    usleep(100000); /* let it reach read() */
+    scrub_stack();
+    struct ms_out o;
+    ms_out_init(&o, -1);
+    struct ms_leak_summary sum;
+    cr_assert_eq(ms_leak_check(&o, &sum), 0, "%s", collected(&o));
+    cr_assert_eq(sum.reachable_blocks, 2);
+    cr_assert_eq(sum.reachable_bytes, 77 + 33);
+    write(wake[1], &c, 1);
+    pthread_join(t, NULL);
 }

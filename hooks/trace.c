@@ -415,18 +415,23 @@ static int tracing(void)
     return __atomic_load_n(&trace_state.tracing, __ATOMIC_RELAXED);
 }
 
+/* Asks for addr's table slot to be brought into the cache (see the top comment). */
+static inline void prefetch_slot(uintptr_t addr)
+{
+    uint64_t h = addr_hash(addr);
+    const struct ms_trace_shard *sh = shard_of(h);
+    const struct ms_trace_entry *slots = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
+    if (slots) /* a racy read is fine: it is only a hint to the cache */
+        __builtin_prefetch(&slots[h & __atomic_load_n(&sh->mask, __ATOMIC_RELAXED)], 1);
+}
+
 /* Records the trace of a block the lower allocator just gave; if that is impossible the
  * block goes back and the call fails, as in CPython. */
 static inline __attribute__((always_inline)) void *traced(struct ms_trace_state *st, void *p,
                                                            size_t size)
 {
-    if (p && tracing()) {
-        uint64_t h = addr_hash((uintptr_t)p);
-        const struct ms_trace_shard *sh = shard_of(h);
-        const struct ms_trace_entry *slots = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
-        if (slots) /* a racy read is fine: it is only a hint to the cache */
-            __builtin_prefetch(&slots[h & __atomic_load_n(&sh->mask, __ATOMIC_RELAXED)], 1);
-    }
+    if (p && tracing())
+        prefetch_slot((uintptr_t)p);
     if (p && tracing() && trace_add(0, (uintptr_t)p, size) < 0) {
         st->lower.free(st->lower.ctx, p);
         return NULL;

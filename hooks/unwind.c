@@ -11,7 +11,8 @@
  * module that contains this file are recorded (dl_iterate_phdr), and any pc inside one of
  * them is memshim's.  Names would be slower and wrong for static functions.
  *
- * State: one struct, written once by ms_unwind_init (under pthread_once), read-only after.
+ * State: one struct, written by ms_unwind_init (under pthread_once) and read-only after,
+ * except own_top (a relaxed hint), plus the per-thread depth cache below.
  */
 #include "unwind.h"
 
@@ -28,9 +29,9 @@
 #include "symbolize.h"
 #include "traceback.h"
 
-/* Frames fetched per capture beyond the requested ones, so that memshim's own frames at the
- * top (the shim's malloc, the layers, this function) do not eat into the caller's limit, and
- * so that most stacks are counted completely by one unw_backtrace call. */
+/* Counting a whole stack: a stack buffer of MS_UNWIND_BUF frames, then a mapped one of
+ * MS_UNWIND_DEEP (the count stops there).  MS_UNWIND_OWN_SLACK: the most memshim frames on
+ * top of the caller's that a capture makes room for. */
 #define MS_UNWIND_BUF 256
 #define MS_UNWIND_DEEP 65536
 #define MS_UNWIND_OWN_SLACK 16
@@ -46,9 +47,14 @@ struct ms_unwind_state {
     int found;
     int nranges;
     struct ms_unwind_range ranges[MS_UNWIND_MAX_RANGES];
+    /* memshim's frames above the caller's (the shim's malloc, the layers, this file), as
+     * last seen: the walk asks for that many frames more than the limit, plus one to learn
+     * whether the stack goes on.  A fixed generous slack instead cost up to a third more
+     * per capture under deep stacks (bench_trace). */
+    int own_top;
 };
 
-static struct ms_unwind_state unwind_state = { .once = PTHREAD_ONCE_INIT };
+static struct ms_unwind_state unwind_state = { .once = PTHREAD_ONCE_INIT, .own_top = 4 };
 
 static int find_own_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -166,8 +172,9 @@ static uint64_t depth_key(uint64_t frames_hash, uintptr_t next)
  * caller's frames seen, *next the first one past the kept ones (0 if none), *own_top the
  * memshim frames on top.  Only leading frames can be memshim's: memshim never calls back
  * into the program, so the program's frames are one run below ours. */
-static inline __attribute__((always_inline)) int walk(void **buf, int cap, uintptr_t *pcs, int max, uint32_t *all, uintptr_t *next,
-                int *own_top)
+static inline __attribute__((always_inline)) int walk(void **buf, int cap, uintptr_t *pcs,
+                                                     int max, uint32_t *all, uintptr_t *next,
+                                                     int *own_top)
 {
     ms_guard_enter();
     int n = unw_backtrace(buf, cap);
@@ -184,12 +191,6 @@ static inline __attribute__((always_inline)) int walk(void **buf, int cap, uintp
     return n;
 }
 
-/* memshim's frames above the caller's (the shim's malloc, the layers, this file), as last
- * seen: the walk asks for that many frames more than the limit, plus one to learn whether
- * the stack goes on.  Asking for a fixed generous slack instead cost up to a third more
- * per capture under deep stacks (bench_trace). */
-static int own_top_seen = 4;
-
 int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
 {
     if (!__atomic_load_n(&unwind_state.ready, __ATOMIC_ACQUIRE))
@@ -199,7 +200,7 @@ int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
     if (max < 0)
         max = 0;
     void *buf[max + MS_UNWIND_OWN_SLACK + 1];
-    int slack = __atomic_load_n(&own_top_seen, __ATOMIC_RELAXED);
+    int slack = __atomic_load_n(&unwind_state.own_top, __ATOMIC_RELAXED);
     if (slack > MS_UNWIND_OWN_SLACK)
         slack = MS_UNWIND_OWN_SLACK;
     int cap = max + slack + 1;
@@ -210,7 +211,7 @@ int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
     int kept = all < (uint32_t)max ? (int)all : max;
     if (n == cap && (int)all <= max && top > slack) {
         /* More of our own frames than expected hid some of the caller's: walk again. */
-        __atomic_store_n(&own_top_seen, top, __ATOMIC_RELAXED);
+        __atomic_store_n(&unwind_state.own_top, top, __ATOMIC_RELAXED);
         cap = max + MS_UNWIND_OWN_SLACK + 1;
         n = walk(buf, cap, pcs, max, &all, &next, &top);
         kept = all < (uint32_t)max ? (int)all : max;

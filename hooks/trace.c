@@ -112,11 +112,12 @@ void ms_trace_set_mapper(void *(*map)(size_t size))
 
 /* ---- accounting (under a table lock) --------------------------------------------- */
 
-/* A timeline sample when traced memory moved by a step since the last one. */
+/* A timeline sample when traced memory moved by a step since the last one, or when the
+ * last one is 10 ms old. */
 static void timeline_check(size_t cur)
 {
     size_t last = __atomic_load_n(&trace_state.sampled, __ATOMIC_RELAXED);
-    if (cur >= last + MS_TIMELINE_STEP || cur + MS_TIMELINE_STEP <= last) {
+    if (cur >= last + MS_TIMELINE_STEP || cur + MS_TIMELINE_STEP <= last || ms_timeline_due()) {
         __atomic_store_n(&trace_state.sampled, cur, __ATOMIC_RELAXED);
         ms_timeline_add(cur);
     }

@@ -88,7 +88,7 @@ void ms_trace_fork_parent(void);
 void ms_trace_fork_child(void);
 
 /* The timeline (trace_timeline.c): traced memory over time, a sample per
- * MS_TIMELINE_STEP bytes of change. */
+ * MS_TIMELINE_STEP bytes of change and per 10 ms (looked at every 64 traced calls). */
 #define MS_TIMELINE_STEP ((size_t)1 << 20)
 
 struct ms_timeline_sample {
@@ -98,6 +98,8 @@ struct ms_timeline_sample {
 
 void ms_timeline_start(size_t current);
 void ms_timeline_add(size_t current);
+/* Is a time-based sample due?  Cheap: a per-thread counter, a clock read one call in 64. */
+int ms_timeline_due(void);
 /* Adds a last sample for now, then calls fn for every sample, oldest first. */
 void ms_timeline_foreach(size_t current, void (*fn)(void *arg, const struct ms_timeline_sample *s),
                          void *arg);

@@ -5,8 +5,9 @@
  * MS_TIMELINE_STEP since the last sample (the trace layer checks that with one compare per
  * traced call and calls ms_timeline_add only then), plus one at start and one when read.
  *
- * The issue also asks for a sample per 10 ms; that would need a clock read on every traced
- * call, which costs more than the sample is worth, so time alone never adds a sample.
+ * Also a sample per MS_TIMELINE_PERIOD_NS of time (the issue's 10 ms): a clock read on
+ * every traced call would cost more than the sample is worth, so each thread looks at the
+ * coarse clock (vDSO, no system call) only every MS_TIMELINE_TICKS traced calls.
  *
  * Samples live in a mapped array that doubles up to MS_TIMELINE_MAX samples; when full,
  * every other sample is dropped (the resolution halves, the whole run stays covered).
@@ -19,6 +20,8 @@
 #include "trace.h"
 
 #define MS_TIMELINE_MIN 4096
+#define MS_TIMELINE_PERIOD_NS 10000000u
+#define MS_TIMELINE_TICKS 64
 #define MS_TIMELINE_MAX (1u << 20)
 
 struct ms_timeline_state {
@@ -26,7 +29,11 @@ struct ms_timeline_state {
     struct ms_timeline_sample *samples;
     size_t n, cap;
     uint64_t start_ns;
+    uint64_t last_coarse_ns; /* atomic: coarse clock at the last sample */
 };
+
+/* Traced calls of this thread since it last looked at the clock. */
+static _Thread_local unsigned timeline_ticks;
 
 static struct ms_timeline_state timeline_state = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -62,9 +69,17 @@ static int timeline_room(void)
     return 0;
 }
 
+static uint64_t coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void timeline_append(size_t current)
 {
     struct ms_timeline_state *t = &timeline_state;
+    __atomic_store_n(&t->last_coarse_ns, coarse_ns(), __ATOMIC_RELAXED);
     if (timeline_room() == 0) {
         t->samples[t->n].ns = now_ns() - t->start_ns;
         t->samples[t->n].current = current;
@@ -79,6 +94,14 @@ void ms_timeline_start(size_t current)
     timeline_state.start_ns = now_ns();
     timeline_append(current);
     pthread_mutex_unlock(&timeline_state.lock);
+}
+
+int ms_timeline_due(void)
+{
+    if (++timeline_ticks % MS_TIMELINE_TICKS != 0)
+        return 0;
+    uint64_t last = __atomic_load_n(&timeline_state.last_coarse_ns, __ATOMIC_RELAXED);
+    return coarse_ns() - last >= MS_TIMELINE_PERIOD_NS;
 }
 
 void ms_timeline_add(size_t current)

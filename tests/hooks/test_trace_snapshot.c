@@ -2,12 +2,13 @@
 /*
  * Snapshots: the JSON is valid (checked by python3's json module), carries the totals, one
  * entry per live trace, the tracebacks they use and their frames symbolised to this file's
- * lines; the timeline follows traced memory; %p in the path becomes the pid.
+ * lines; the timeline follows traced memory and time; %p in the path becomes the pid.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "snapshot.h"
@@ -146,4 +147,25 @@ Test(trace_snapshot, raw_mode_has_modules_and_offsets)
     unlink(path);
     cr_assert_str_eq(out, "True True None 0\n");
     layer.free(layer.ctx, a);
+}
+
+Test(trace_snapshot, timeline_samples_time_too)
+{
+    /* Little change in traced memory, but 60 ms of it: samples every 10 ms or so. */
+    ms_trace_init(&layer, &libc_lower);
+    ms_trace_start(1);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        layer.free(layer.ctx, site_a(100));
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000000000L + now.tv_nsec - start.tv_nsec < 60000000L);
+    const char *script =
+        "import json, sys\n"
+        "t = json.load(open(sys.argv[1]))[\"timeline\"]\n"
+        "gaps = [b[0] - a[0] for a, b in zip(t, t[1:-1])]\n"
+        "print(len(t) >= 5, all(g >= 5 for g in gaps[1:]), max(c for _, c in t) <= 100)\n";
+    char out[256];
+    summarise(script, out, sizeof out);
+    cr_assert_str_eq(out, "True True True\n");
 }

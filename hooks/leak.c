@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The leak scan (see leak.h).
+ *
+ * 1. Copy the live traces (domain 0: heap blocks) into a mapped array, sorted by address
+ *    (heapsort: in place, no malloc, O(n log n) for millions of blocks).
+ * 2. Mark: every aligned word of every root that points into a block (interior pointers
+ *    count, as in LeakSanitizer) marks it and queues it; queued blocks are scanned the same
+ *    way until the queue is empty.  Each block is queued at most once.
+ * 3. Report the unmarked blocks grouped by traceback id, biggest total first.
+ */
+#include "leak.h"
+
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "guard.h"
+#include "os.h"
+#include "trace.h"
+
+struct ms_leak_block {
+    uintptr_t addr;
+    size_t size;
+    uint32_t tb;
+    uint32_t marked;
+};
+
+struct ms_leak_site {
+    uint32_t tb;
+    size_t bytes;
+    size_t blocks;
+};
+
+struct ms_leak_scan {
+    struct ms_leak_block *blocks;
+    size_t n, cap;
+    uint32_t *queue;
+    size_t queued;
+    uintptr_t lo, hi; /* [first block, end of last block): a cheap first filter */
+};
+
+/* ---- sorting without malloc ---------------------------------------------------------- */
+
+typedef int ms_leak_before_fn(const void *a, const void *b);
+
+static void swap_bytes(char *a, char *b, size_t size)
+{
+    while (size--) {
+        char t = *a;
+        *a++ = *b;
+        *b++ = t;
+    }
+}
+
+static void sift_down(char *base, size_t size, size_t root, size_t n, ms_leak_before_fn *before)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n)
+            return;
+        if (child + 1 < n && before(base + child * size, base + (child + 1) * size))
+            child++;
+        if (!before(base + root * size, base + child * size))
+            return;
+        swap_bytes(base + root * size, base + child * size, size);
+        root = child;
+    }
+}
+
+/* Sorts n elements so that before(a, b) holds for no later a and earlier b. */
+static void heap_sort(void *array, size_t n, size_t size, ms_leak_before_fn *before)
+{
+    char *base = array;
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(base, size, i, n, before);
+    for (size_t end = n; end > 1; end--) {
+        swap_bytes(base, base + (end - 1) * size, size);
+        sift_down(base, size, 0, end - 1, before);
+    }
+}
+
+static int block_before(const void *a, const void *b)
+{
+    return ((const struct ms_leak_block *)a)->addr < ((const struct ms_leak_block *)b)->addr;
+}
+
+/* Biggest first, then more blocks, then the older traceback: a stable, readable order. */
+static int site_after(const void *a, const void *b)
+{
+    const struct ms_leak_site *x = a, *y = b;
+    if (x->bytes != y->bytes)
+        return x->bytes > y->bytes;
+    if (x->blocks != y->blocks)
+        return x->blocks > y->blocks;
+    return x->tb < y->tb;
+}
+
+/* ---- marking -------------------------------------------------------------------------- */
+
+static struct ms_leak_block *block_at(struct ms_leak_scan *s, uintptr_t v)
+{
+    if (v < s->lo || v >= s->hi)
+        return NULL;
+    size_t lo = 0, hi = s->n; /* last block with addr <= v */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->blocks[mid].addr <= v)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    struct ms_leak_block *b = &s->blocks[lo];
+    size_t size = b->size ? b->size : 1;
+    return v >= b->addr && v - b->addr < size ? b : NULL;
+}
+
+static void scan_range(struct ms_leak_scan *s, uintptr_t from, uintptr_t to)
+{
+    from = (from + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    for (uintptr_t p = from; p + sizeof(uintptr_t) <= to; p += sizeof(uintptr_t)) {
+        struct ms_leak_block *b = block_at(s, *(const uintptr_t *)p);
+        if (b && !b->marked) {
+            b->marked = 1;
+            s->queue[s->queued++] = (uint32_t)(b - s->blocks);
+        }
+    }
+}
+
+static void drain(struct ms_leak_scan *s)
+{
+    while (s->queued) {
+        const struct ms_leak_block *b = &s->blocks[s->queue[--s->queued]];
+        scan_range(s, b->addr, b->addr + b->size);
+    }
+}
+
+/* ---- roots ---------------------------------------------------------------------------- */
+
+static int scan_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct ms_leak_scan *s = arg;
+    uintptr_t me = (uintptr_t)&scan_module;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && me - lo < ph->p_memsz)
+            return 0; /* memshim's own module is never a root */
+    }
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W))
+            scan_range(s, lo, lo + ph->p_memsz);
+        else if (ph->p_type == PT_TLS && info->dlpi_tls_data)
+            scan_range(s, (uintptr_t)info->dlpi_tls_data,
+                       (uintptr_t)info->dlpi_tls_data + ph->p_memsz);
+    }
+    drain(s);
+    return 0;
+}
+
+/* The C library's thread control block holds the TLS vector and pthread_setspecific
+ * values; glibc's struct pthread is larger than this on x86-64, so reading it is safe. */
+#define MS_LEAK_TCB_BYTES 0x700
+
+static uintptr_t thread_pointer(void)
+{
+#if defined(__x86_64__)
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    return tp;
+#else
+    return 0; /* elsewhere: the TCB is not scanned (see leak.h's limits) */
+#endif
+}
+
+/* The callee-saved registers as the caller of ms_leak_check left them (caller-saved ones
+ * are dead across the call).  Not setjmp: glibc mangles the saved frame pointer in a
+ * jmp_buf, and that register may hold a heap pointer. */
+#define MS_LEAK_REGS 6
+
+static inline __attribute__((always_inline)) void spill_registers(uintptr_t *regs)
+{
+#if defined(__x86_64__)
+    __asm__ volatile("mov %%rbx, 0(%0)\n\t"
+                     "mov %%rbp, 8(%0)\n\t"
+                     "mov %%r12, 16(%0)\n\t"
+                     "mov %%r13, 24(%0)\n\t"
+                     "mov %%r14, 32(%0)\n\t"
+                     "mov %%r15, 40(%0)\n\t"
+                     :
+                     : "r"(regs)
+                     : "memory");
+#else
+    __builtin_unwind_init(); /* spills them into this frame: scanned less precisely */
+    for (int i = 0; i < MS_LEAK_REGS; i++)
+        regs[i] = 0;
+#endif
+}
+
+/* Scans the stack from stack_from (the frame of ms_leak_check's caller: the scan's own
+ * frames are left out, since their unused slots hold stale copies of every block address
+ * the scan has handled) to the top, the saved registers and the thread control block. */
+static void scan_this_thread(struct ms_leak_scan *s, uintptr_t stack_from, const uintptr_t *regs)
+{
+    scan_range(s, (uintptr_t)regs, (uintptr_t)(regs + MS_LEAK_REGS));
+    pthread_attr_t attr;
+    void *stack = NULL;
+    size_t stack_size = 0;
+    ms_guard_enter(); /* pthread_getattr_np may read /proc/self/maps with stdio */
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &stack, &stack_size);
+        pthread_attr_destroy(&attr);
+    }
+    ms_guard_leave();
+    uintptr_t top = (uintptr_t)stack + stack_size;
+    if (stack && stack_from > (uintptr_t)stack && stack_from < top)
+        scan_range(s, stack_from, top);
+    uintptr_t tp = thread_pointer();
+    if (tp)
+        scan_range(s, tp, tp + MS_LEAK_TCB_BYTES);
+    drain(s);
+}
+
+/* ---- other threads ------------------------------------------------------------------- */
+
+/* Reads a whole small /proc file into buf (NUL-terminated); its length, or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t n = 0;
+    while (n + 1 < size) {
+        ssize_t r = read(fd, buf + n, size - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    return (ssize_t)n;
+}
+
+static uintptr_t parse_hex(const char **p)
+{
+    uintptr_t v = 0;
+    if ((*p)[0] == '0' && (*p)[1] == 'x')
+        *p += 2;
+    for (;; (*p)++) {
+        char c = **p;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return v;
+        v = v * 16 + (uintptr_t)d;
+    }
+}
+
+/* The end of the writable mapping that contains addr, from /proc/self/maps read in chunks
+ * through a fixed buffer (stdio would allocate); 0 when not found. */
+static uintptr_t mapping_end(uintptr_t addr)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[4096];
+    size_t have = 0;
+    uintptr_t end = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            const char *p = line;
+            uintptr_t lo = parse_hex(&p);
+            p++; /* '-' */
+            uintptr_t hi = parse_hex(&p);
+            if (addr >= lo && addr < hi) {
+                end = p[1] == 'r' && p[2] == 'w' ? hi : 0;
+                goto out;
+            }
+            line = nl + 1;
+        }
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)
+            have = 0; /* an absurd line: drop it */
+    }
+out:
+    close(fd);
+    return end;
+}
+
+/*
+ * Other threads' stacks, without stopping them: a thread blocked in a system call (the
+ * usual state of a thread at exit: joining, waiting, sleeping) shows its user stack
+ * pointer in /proc/self/task/<tid>/syscall; everything from there to the end of its stack
+ * mapping (which also holds its TLS and thread control block, glibc puts them there) is
+ * scanned.  A thread that is running shows no stack pointer and is skipped, and blocked
+ * threads' callee-saved registers are not seen (the kernel keeps them): leak.h's limits.
+ */
+static void scan_other_threads(struct ms_leak_scan *s)
+{
+    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return;
+    long me = syscall(SYS_gettid);
+    char ents[2048];
+    long n;
+    while ((n = syscall(SYS_getdents64, dir, ents, sizeof ents)) > 0) {
+        for (long off = 0; off < n;) {
+            struct ms_dirent {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *d = (struct ms_dirent *)(ents + off);
+            off += d->reclen;
+            const char *p = d->name;
+            long tid = 0;
+            while (*p >= '0' && *p <= '9')
+                tid = tid * 10 + (*p++ - '0');
+            if (tid <= 0 || tid == me || *p)
+                continue;
+            char path[64], info[256];
+            struct ms_out o; /* the formatter builds the path without stdio */
+            ms_out_init(&o, -1);
+            ms_out_str(&o, "/proc/self/task/");
+            ms_out_udec(&o, (uint64_t)tid, 0);
+            ms_out_str(&o, "/syscall");
+            memcpy(path, o.buf, o.len < sizeof path - 1 ? o.len : sizeof path - 1);
+            path[o.len < sizeof path - 1 ? o.len : sizeof path - 1] = '\0';
+            if (read_small(path, info, sizeof info) <= 0 || info[0] < '0' || info[0] > '9')
+                continue; /* "running" (or gone): no stack pointer to start from */
+            /* "nr arg1 .. arg6 sp pc": the eighth field. */
+            const char *f = info;
+            for (int field = 0; field < 7 && f; field++) {
+                f = strchr(f, ' ');
+                if (f)
+                    f++;
+            }
+            if (f == NULL)
+                continue;
+            uintptr_t sp = parse_hex(&f);
+            uintptr_t end = sp ? mapping_end(sp) : 0;
+            if (end > sp)
+                scan_range(s, sp, end);
+        }
+    }
+    close(dir);
+    drain(s);
+}
+
+/* ---- collecting and reporting ------------------------------------------------------ */
+
+static void collect(void *arg, unsigned domain, uintptr_t ptr, size_t size,
+                    const struct ms_traceback *tb)
+{
+    struct ms_leak_scan *s = arg;
+    if (domain != 0 || s->n == s->cap)
+        return; /* other domains are not heap blocks; blocks born during the scan wait */
+    struct ms_leak_block *b = &s->blocks[s->n++];
+    b->addr = ptr;
+    b->size = size;
+    b->tb = tb ? tb->id : 0;
+    b->marked = 0;
+}
+
+static void print_report(struct ms_out *o, struct ms_leak_site *sites, size_t nsites,
+                         const struct ms_leak_summary *sum)
+{
+    for (size_t i = 0; i < nsites; i++) {
+        ms_out_str(o, "memshim: leak of ");
+        ms_out_udec(o, sites[i].bytes, 0);
+        ms_out_str(o, sites[i].bytes == 1 ? " byte in " : " bytes in ");
+        ms_out_udec(o, sites[i].blocks, 0);
+        ms_out_str(o, sites[i].blocks == 1 ? " block" : " blocks");
+        const struct ms_traceback *tb = ms_traceback_get(sites[i].tb);
+        if (tb) {
+            ms_out_str(o, ", allocated at (most recent call first):\n");
+            ms_trace_print_traceback(o, tb, 0);
+        } else {
+            ms_out_char(o, '\n');
+        }
+        ms_out_char(o, '\n');
+    }
+    ms_out_str(o, "memshim: leaked ");
+    ms_out_udec(o, sum->leaked_bytes, 0);
+    ms_out_str(o, " bytes in ");
+    ms_out_udec(o, sum->leaked_blocks, 0);
+    ms_out_str(o, " blocks from ");
+    ms_out_udec(o, sum->leak_sites, 0);
+    ms_out_str(o, " allocation sites; still reachable: ");
+    ms_out_udec(o, sum->reachable_bytes, 0);
+    ms_out_str(o, " bytes in ");
+    ms_out_udec(o, sum->reachable_blocks, 0);
+    ms_out_str(o, " blocks\n");
+    ms_out_flush(o);
+}
+
+/* Groups the leaks by traceback and prints them; s->blocks is sorted by traceback id by
+ * then, so the leaks of one traceback are adjacent. */
+static void report(struct ms_out *o, struct ms_leak_scan *s, struct ms_leak_summary *sum)
+{
+    size_t nsites = 0;
+    for (size_t i = 0, seen = 0; i < s->n; i++) {
+        if (s->blocks[i].marked)
+            continue;
+        if (!seen || s->blocks[i].tb != s->blocks[seen - 1].tb)
+            nsites++;
+        seen = i + 1;
+    }
+    size_t bytes = nsites * sizeof(struct ms_leak_site);
+    struct ms_leak_site *sites = ms_os_map(bytes);
+    if (sites == NULL)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct ms_leak_block *b = &s->blocks[i];
+        if (b->marked)
+            continue;
+        if (k == 0 || sites[k - 1].tb != b->tb)
+            sites[k++].tb = b->tb;
+        sites[k - 1].bytes += b->size;
+        sites[k - 1].blocks++;
+    }
+    sum->leak_sites = nsites;
+    heap_sort(sites, nsites, sizeof *sites, site_after);
+    print_report(o, sites, nsites, sum);
+    ms_os_unmap(sites, bytes);
+}
+
+static int block_tb_before(const void *a, const void *b)
+{
+    return ((const struct ms_leak_block *)a)->tb < ((const struct ms_leak_block *)b)->tb;
+}
+
+__attribute__((noinline)) long ms_leak_check(struct ms_out *o, struct ms_leak_summary *summary)
+{
+    uintptr_t regs[MS_LEAK_REGS];
+    spill_registers(regs);
+    uintptr_t stack_from = (uintptr_t)__builtin_frame_address(0);
+    struct ms_leak_summary sum = { 0 };
+    if (summary)
+        *summary = sum;
+    if (!ms_trace_is_tracing())
+        return -1;
+    struct ms_leak_scan s = { 0 };
+    s.cap = ms_trace_count() + 4096; /* room for blocks made while counting */
+    size_t blocks_bytes = s.cap * sizeof *s.blocks, queue_bytes = s.cap * sizeof *s.queue;
+    s.blocks = ms_os_map(blocks_bytes);
+    s.queue = ms_os_map(queue_bytes);
+    long result = -1;
+    if (s.blocks == NULL || s.queue == NULL)
+        goto out;
+    ms_trace_foreach(collect, &s);
+    heap_sort(s.blocks, s.n, sizeof *s.blocks, block_before);
+    if (s.n) {
+        s.lo = s.blocks[0].addr;
+        s.hi = s.blocks[s.n - 1].addr + (s.blocks[s.n - 1].size ? s.blocks[s.n - 1].size : 1);
+        for (size_t i = 0; i < s.n; i++) {
+            uintptr_t end = s.blocks[i].addr + (s.blocks[i].size ? s.blocks[i].size : 1);
+            if (end > s.hi)
+                s.hi = end;
+        }
+    }
+    dl_iterate_phdr(scan_module, &s);
+    scan_this_thread(&s, stack_from, regs);
+    scan_other_threads(&s);
+    for (size_t i = 0; i < s.n; i++) {
+        if (s.blocks[i].marked) {
+            sum.reachable_blocks++;
+            sum.reachable_bytes += s.blocks[i].size;
+        } else {
+            sum.leaked_blocks++;
+            sum.leaked_bytes += s.blocks[i].size;
+        }
+    }
+    if (sum.leaked_blocks) {
+        heap_sort(s.blocks, s.n, sizeof *s.blocks, block_tb_before);
+        report(o, &s, &sum);
+    }
+    result = (long)sum.leaked_blocks;
+    if (summary)
+        *summary = sum;
+out:
+    if (s.blocks)
+        ms_os_unmap(s.blocks, blocks_bytes);
+    if (s.queue)
+        ms_os_unmap(s.queue, queue_bytes);
+    return result;
+}

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stack capture with libunwind (see unwind.h).
+ *
+ * unw_backtrace is used rather than an unw_getcontext/unw_step loop: on x86-64 it walks
+ * through libunwind's per-thread cache of frame descriptors (tdep_trace) and costs a
+ * thirtieth of a stepping loop per frame (measured in tests/hooks/bench_trace.c; heaptrack
+ * made the same choice).
+ *
+ * Own frames are recognised by address: at init, the executable PT_LOAD segments of the
+ * module that contains this file are recorded (dl_iterate_phdr), and any pc inside one of
+ * them is memshim's.  Names would be slower and wrong for static functions.
+ *
+ * State: one struct, written by ms_unwind_init (under pthread_once) and read-only after,
+ * except own_top (a relaxed hint), plus the per-thread depth cache below.
+ */
+#include "unwind.h"
+
+#include <link.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <string.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "guard.h"
+#include "os.h"
+#include "symbolize.h"
+#include "traceback.h"
+
+/* Counting a whole stack: a stack buffer of MS_UNWIND_BUF frames, then a mapped one of
+ * MS_UNWIND_DEEP (the count stops there).  MS_UNWIND_OWN_SLACK: the most memshim frames on
+ * top of the caller's that a capture makes room for. */
+#define MS_UNWIND_BUF 256
+#define MS_UNWIND_DEEP 65536
+#define MS_UNWIND_OWN_SLACK 16
+#define MS_UNWIND_MAX_RANGES 8
+
+struct ms_unwind_range {
+    uintptr_t lo, hi;
+};
+
+struct ms_unwind_state {
+    pthread_once_t once;
+    int ready; /* set (release) when ranges are filled in */
+    int found;
+    int nranges;
+    struct ms_unwind_range ranges[MS_UNWIND_MAX_RANGES];
+    /* memshim's frames above the caller's (the shim's malloc, the layers, this file), as
+     * last seen: the walk asks for that many frames more than the limit, plus one to learn
+     * whether the stack goes on.  A fixed generous slack instead cost up to a third more
+     * per capture under deep stacks (bench_trace). */
+    int own_top;
+};
+
+static struct ms_unwind_state unwind_state = { .once = PTHREAD_ONCE_INIT, .own_top = 4 };
+
+static int find_own_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)arg;
+    int mine = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && me >= lo && me < lo + ph->p_memsz)
+            mine = 1;
+    }
+    if (!mine)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        if (unwind_state.nranges == MS_UNWIND_MAX_RANGES)
+            break;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        unwind_state.ranges[unwind_state.nranges].lo = lo;
+        unwind_state.ranges[unwind_state.nranges].hi = lo + ph->p_memsz;
+        unwind_state.nranges++;
+    }
+    return 1;
+}
+
+static void unwind_init_once(void)
+{
+    ms_guard_enter();
+    /* Per-thread caches: no lock shared by all allocating threads inside libunwind. */
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    unwind_state.found = dl_iterate_phdr(find_own_module, (void *)(uintptr_t)&unwind_init_once);
+    ms_guard_leave();
+    __atomic_store_n(&unwind_state.ready, 1, __ATOMIC_RELEASE);
+}
+
+int ms_unwind_init(void)
+{
+    pthread_once(&unwind_state.once, unwind_init_once);
+    return unwind_state.found ? 0 : -1;
+}
+
+/* Inlined into the per-frame loops (the exported ms_unwind_is_own may go through the PLT
+ * in a test build; this is a measurable part of the capture). */
+static inline int is_own(uintptr_t pc)
+{
+    for (int i = 0; i < unwind_state.nranges; i++)
+        if (pc - unwind_state.ranges[i].lo < unwind_state.ranges[i].hi - unwind_state.ranges[i].lo)
+            return 1;
+    return 0;
+}
+
+int ms_unwind_is_own(uintptr_t pc)
+{
+    return is_own(pc);
+}
+
+static uint32_t count_own_excluded(void *const *buf, int n)
+{
+    int top = 0;
+    while (top < n && is_own((uintptr_t)buf[top]))
+        top++;
+    return (uint32_t)(n - top);
+}
+
+/* Walks the whole stack and returns its non-memshim frames.  Stacks deeper than the stack
+ * buffer (deep recursion) are walked again into a mapped buffer: one method throughout, as
+ * unw_step and unw_backtrace disagree by a frame at the bottom of the stack.  Past
+ * MS_UNWIND_DEEP frames the count stops there. */
+static __attribute__((noinline)) uint32_t count_all(void)
+{
+    void *buf[MS_UNWIND_BUF];
+    int n = unw_backtrace(buf, MS_UNWIND_BUF);
+    if (n < MS_UNWIND_BUF)
+        return count_own_excluded(buf, n);
+    void **deep = ms_os_map(MS_UNWIND_DEEP * sizeof(void *));
+    if (deep == NULL)
+        return count_own_excluded(buf, n);
+    n = unw_backtrace(deep, MS_UNWIND_DEEP);
+    uint32_t all = count_own_excluded(deep, n);
+    ms_os_unmap(deep, MS_UNWIND_DEEP * sizeof(void *));
+    return all;
+}
+
+/*
+ * The total depth of a stack deeper than the capture costs a walk of the whole stack (35
+ * cycles a frame with unw_backtrace, a thousand with unw_step: bench_trace), which would
+ * triple the cost of a 16-frame trace under a 100-frame Python stack.  So each thread keeps
+ * the totals it counted, keyed by the captured frames, the first frame past them and the
+ * stack address of this function's frame: the same frames at the same stack address have
+ * the same callers below them, except when two different chains of callers happen to use
+ * exactly the same stack size and end in the same frames - then the total shown may be off,
+ * never the frames themselves.  Deeper recursion moves the stack address, so recursion is
+ * counted right.
+ */
+#define MS_DEPTH_CACHE 512 /* 12 KiB a thread; 64 missed a fifth of sqlite3's captures */
+
+struct ms_depth_entry {
+    uint64_t key;
+    uintptr_t sp;
+    uint32_t total;
+};
+
+static _Thread_local struct ms_depth_entry depth_cache[MS_DEPTH_CACHE];
+
+static uint64_t depth_key(uint64_t frames_hash, uintptr_t next)
+{
+    uint64_t h = (frames_hash ^ next) * 0x9e3779b97f4a7c15ull;
+    return (h ^ (h >> 31)) | 1;
+}
+
+/* Walks up to cap frames into buf and keeps up to max of the caller's in pcs; *all gets the
+ * caller's frames seen, *next the first one past the kept ones (0 if none), *own_top the
+ * memshim frames on top.  Only leading frames can be memshim's: memshim never calls back
+ * into the program, so the program's frames are one run below ours. */
+static inline __attribute__((always_inline)) int walk(void **buf, int cap, uintptr_t *pcs,
+                                                     int max, uint32_t *all, uintptr_t *next,
+                                                     int *own_top)
+{
+    ms_guard_enter();
+    int n = unw_backtrace(buf, cap);
+    ms_guard_leave();
+    int top = 0;
+    while (top < n && is_own((uintptr_t)buf[top]))
+        top++;
+    int avail = n - top;
+    int kept = avail < max ? avail : max;
+    memcpy(pcs, buf + top, (size_t)kept * sizeof *pcs);
+    *all = (uint32_t)avail;
+    *next = avail > max ? (uintptr_t)buf[top + max] : 0;
+    *own_top = top;
+    return n;
+}
+
+int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
+{
+    if (!__atomic_load_n(&unwind_state.ready, __ATOMIC_ACQUIRE))
+        ms_unwind_init();
+    if (max > MS_UNWIND_MAX_FRAMES)
+        max = MS_UNWIND_MAX_FRAMES;
+    if (max < 0)
+        max = 0;
+    void *buf[max + MS_UNWIND_OWN_SLACK + 1];
+    int slack = __atomic_load_n(&unwind_state.own_top, __ATOMIC_RELAXED);
+    if (slack > MS_UNWIND_OWN_SLACK)
+        slack = MS_UNWIND_OWN_SLACK;
+    int cap = max + slack + 1;
+    uint32_t all;
+    uintptr_t next;
+    int top;
+    int n = walk(buf, cap, pcs, max, &all, &next, &top);
+    int kept = all < (uint32_t)max ? (int)all : max;
+    if (n == cap && (int)all <= max && top > slack) {
+        /* More of our own frames than expected hid some of the caller's: walk again. */
+        __atomic_store_n(&unwind_state.own_top, top, __ATOMIC_RELAXED);
+        cap = max + MS_UNWIND_OWN_SLACK + 1;
+        n = walk(buf, cap, pcs, max, &all, &next, &top);
+        kept = all < (uint32_t)max ? (int)all : max;
+    }
+    uint64_t frames_hash = ms_traceback_hash_frames(pcs, (uint32_t)kept);
+    if (hash)
+        *hash = frames_hash;
+    if (n < cap) {
+        *total = all; /* the whole stack was walked */
+        return kept;
+    }
+
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    uint64_t key = depth_key(frames_hash, next);
+    struct ms_depth_entry *e = &depth_cache[(key ^ (sp >> 4)) % MS_DEPTH_CACHE];
+    if (next != 0 && e->key == key && e->sp == sp) {
+        *total = e->total;
+        return kept;
+    }
+    ms_guard_enter();
+    all = count_all();
+    ms_guard_leave();
+    if (next != 0) {
+        e->key = key;
+        e->sp = sp;
+        e->total = all;
+    }
+    *total = all;
+    return kept;
+}
+
+void ms_unwind_print_current(struct ms_out *o)
+{
+    uintptr_t pcs[64];
+    uint32_t total = 0;
+    int n = ms_unwind_capture(pcs, 64, &total, NULL);
+
+    ms_out_str(o, "Current thread 0x");
+    ms_out_hex(o, (uint64_t)pthread_self(), 16);
+    ms_out_str(o, " (most recent call first):\n");
+    for (int i = 0; i < n; i++)
+        ms_symbol_print_frame(o, pcs[i], MS_SYMBOL_FATAL);
+    if (total > (uint32_t)n) {
+        ms_out_str(o, "  ... ");
+        ms_out_udec(o, total - (uint32_t)n, 0);
+        ms_out_str(o, " more frames\n");
+    }
+    ms_out_flush(o);
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stack capture for the trace layer and the fatal-error backtrace, with libunwind's local
+ * unwinder.  memshim's own frames (any pc inside the executable segments of the module this
+ * code is linked into, found by address at init, never by name) are left out, so a trace
+ * starts at the program's call to malloc.
+ *
+ * ms_unwind_capture is on the traced allocation path: no locks, no allocation of its own
+ * (libunwind may allocate on first use; the guard is raised around it so that such
+ * allocations go straight to the C library).  Thread-safe after ms_unwind_init.
+ */
+#ifndef MS_UNWIND_H
+#define MS_UNWIND_H
+
+#include <stdint.h>
+
+#include "fmt.h"
+
+/* Frames captured at most per call, whatever the trace limit: deeper stacks are cut there
+ * (the total depth still counts every frame).  Bounded so the buffer can live on the
+ * stack of whatever thread calls malloc. */
+#define MS_UNWIND_MAX_FRAMES 1024
+
+/* Finds memshim's own code (idempotent, thread-safe; call it once before tracing starts,
+ * the capture calls it too if needed).  Returns 0, or -1 if the module was not found (then
+ * no frame is left out). */
+int ms_unwind_init(void);
+
+/* Stores up to max (<= MS_UNWIND_MAX_FRAMES) return addresses of the caller's stack, most
+ * recent first, memshim's frames left out; returns how many.  *total gets the number of
+ * non-memshim frames on the whole stack (>= the return value), so truncation shows.
+ * *hash (if not NULL) gets ms_traceback_hash_frames of the stored frames. */
+int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash);
+
+/* Is pc inside memshim's own code? */
+int ms_unwind_is_own(uintptr_t pc);
+
+/* The fatal path's backtrace (faulthandler's heading): "Current thread 0x<pthread id>
+ * (most recent call first):" and one symbolised line per frame.  Safe on a corrupted heap:
+ * whatever may allocate runs under the guard (C library malloc). */
+void ms_unwind_print_current(struct ms_out *o);
+
+#endif

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stack capture: depth, truncation and total depth; memshim's own frames left out (the
+ * trace code is in libmstrace_test.so here, as in libmemshim.so in real use); the fatal
+ * path's "Current thread" backtrace.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "symbolize.h"
+#include "unwind.h"
+
+static int captured_n;
+static uint32_t captured_total;
+static uintptr_t captured[300];
+
+static __attribute__((noinline)) void capture_here(int max)
+{
+    captured_n = ms_unwind_capture(captured, max, &captured_total, NULL);
+}
+
+static __attribute__((noinline)) int recurse(int depth, int max)
+{
+    if (depth == 0)
+        capture_here(max);
+    else
+        recurse(depth - 1, max);
+    return depth; /* not a tail call: every level keeps its frame */
+}
+
+static const char *function_of(uintptr_t pc)
+{
+    struct ms_symbol s;
+    ms_symbol_lookup(pc, &s, MS_SYMBOL_NORMAL);
+    return s.function ? s.function : "?";
+}
+
+Test(unwind, own_module_found)
+{
+    cr_assert_eq(ms_unwind_init(), 0);
+    cr_assert(ms_unwind_is_own((uintptr_t)&ms_unwind_capture));
+    cr_assert(ms_unwind_is_own((uintptr_t)&ms_symbol_lookup));
+    cr_assert(!ms_unwind_is_own((uintptr_t)&capture_here));
+    cr_assert(!ms_unwind_is_own((uintptr_t)&strlen));
+}
+
+Test(unwind, own_frames_left_out)
+{
+    capture_here(8);
+    cr_assert_gt(captured_n, 2);
+    /* The first frame is the caller of ms_unwind_capture, not the capture itself. */
+    cr_assert_str_eq(function_of(captured[0]), "capture_here");
+    cr_assert_str_eq(function_of(captured[1]), "unwind_own_frames_left_out_impl");
+    for (int i = 0; i < captured_n; i++)
+        cr_assert(!ms_unwind_is_own(captured[i]), "frame %d is memshim's", i);
+}
+
+Test(unwind, depth_truncation_and_total)
+{
+    recurse(0, 256);
+    uint32_t base = captured_total;
+    cr_assert_eq((uint32_t)captured_n, base, "an untruncated capture keeps every frame");
+
+    recurse(10, 4);
+    cr_assert_eq(captured_n, 4);
+    cr_assert_eq(captured_total, base + 10);
+    cr_assert_str_eq(function_of(captured[0]), "capture_here");
+    for (int i = 1; i < 4; i++)
+        cr_assert_str_eq(function_of(captured[i]), "recurse");
+
+    recurse(10, 1);
+    cr_assert_eq(captured_n, 1);
+    cr_assert_eq(captured_total, base + 10);
+}
+
+Test(unwind, deeper_than_the_buffer)
+{
+    recurse(0, 16);
+    uint32_t base = captured_total;
+    recurse(400, 16); /* past the 256-frame stack buffer */
+    cr_assert_eq(captured_n, 16);
+    cr_assert_eq(captured_total, base + 400, "%u vs %u", captured_total, base + 400);
+    recurse(400, 300);
+    cr_assert_eq(captured_n, 300);
+    cr_assert_eq(captured_total, base + 400, "%u vs %u", captured_total, base + 400);
+    for (int i = 1; i < 300; i++)
+        cr_assert_str_eq(function_of(captured[i]), "recurse");
+}
+
+static int print_line;
+
+static __attribute__((noinline)) void print_here(struct ms_out *o)
+{
+    print_line = __LINE__ + 1;
+    ms_unwind_print_current(o);
+}
+
+Test(unwind, print_current_thread)
+{
+    struct ms_out o;
+    ms_out_init(&o, -1);
+    print_here(&o);
+    o.buf[o.len < sizeof o.buf ? o.len : sizeof o.buf - 1] = '\0';
+
+    char head[80];
+    int n = snprintf(head, sizeof head, "Current thread 0x%016lx (most recent call first):\n",
+                     (unsigned long)pthread_self());
+    cr_assert_eq(strncmp(o.buf, head, (size_t)n), 0, "got: %s", o.buf);
+    /* Then the frames, most recent first, with file and line (this file has debug info). */
+    char line[200];
+    snprintf(line, sizeof line, "\n  File \"%s\", line %d, in print_here\n", __FILE__, print_line);
+    cr_assert(strstr(o.buf, line) != NULL, "no %s in: %s", line, o.buf);
+    cr_assert(strstr(o.buf, "in unwind_print_current_thread_impl\n") != NULL, "got: %s", o.buf);
+    cr_assert(strstr(o.buf, "ms_unwind") == NULL, "memshim's frames shown: %s", o.buf);
+}

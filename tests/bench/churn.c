@@ -19,22 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_rng.h"
+
 struct churn_job {
 	unsigned long ops;
 	unsigned long live;
 	uint64_t seed;
 	uint64_t checksum;
 };
-
-static uint64_t xorshift64(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
 
 static void *churn_run(void *arg)
 {
@@ -48,11 +40,11 @@ static void *churn_run(void *arg)
 		exit(2);
 	}
 	for (unsigned long i = 0; i < job->ops; i++) {
-		uint64_t r = xorshift64(&s);
+		uint64_t r = bench_xorshift64(&s);
 		/* Multiply-shift instead of %: a division per operation would be a
 		 * large fixed cost next to a fast allocator's ~20 ns. */
 		unsigned long k = (unsigned long)(((r & 0xffffffffu) * job->live) >> 32);
-		size_t n = 8 + (size_t)(((r >> 32) * 505) >> 32);   /* 8..512 */
+		size_t n = (size_t)bench_range(r, 8, 512);   /* 8..512 */
 
 		if (slot[k]) {
 			/* Read back what we wrote: a broken allocator that hands out

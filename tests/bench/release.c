@@ -19,15 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static uint64_t xorshift64(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
+#include "bench_rng.h"
 
 static long rss_kib(void)
 {
@@ -58,7 +50,7 @@ int main(int argc, char **argv)
 	}
 	start = rss_kib();
 	while (got < target) {
-		size_t sz = 16 + (size_t)(((xorshift64(&s) >> 32) * 497) >> 32);   /* 16..512 */
+		size_t sz = (size_t)bench_range(bench_xorshift64(&s), 16, 512);   /* 16..512 */
 		p[n] = malloc(sz);
 		if (!p[n]) {
 			fputs("release: malloc failed\n", stderr);
@@ -73,7 +65,7 @@ int main(int argc, char **argv)
 	/* Fisher-Yates with the same generator: frees land all over the arenas, as in a real
 	 * program, rather than emptying them one after another. */
 	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = (size_t)(xorshift64(&s) % (i + 1));
+		size_t j = (size_t)(bench_xorshift64(&s) % (i + 1));
 		unsigned char *t = p[i];
 		p[i] = p[j];
 		p[j] = t;

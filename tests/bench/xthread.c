@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench_rng.h"
+
 #define XT_RING_SLOTS 16   /* batches in flight per direction */
 #define XT_MAX_BATCH 4096
 
@@ -45,16 +47,6 @@ struct xt_thread {
 };
 
 static unsigned long xt_batch;
-
-static uint64_t xorshift64(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
 
 /* Free every batch waiting in the ring; returns how many batches it took. */
 static unsigned long xt_drain(struct xt_ring *in, uint64_t *sum)
@@ -90,8 +82,8 @@ static void *xt_run(void *arg)
 		}
 		unsigned char **b = t->out->slot[tail % XT_RING_SLOTS];
 		for (unsigned long i = 0; i < t->batch; i++) {
-			uint64_t r = xorshift64(&s);
-			size_t sz = 8 + (size_t)(((r >> 32) * 505) >> 32);   /* 8..512 */
+			uint64_t r = bench_xorshift64(&s);
+			size_t sz = (size_t)bench_range(r, 8, 512);   /* 8..512 */
 			b[i] = malloc(sz);
 			if (!b[i]) {
 				fputs("xthread: malloc failed\n", stderr);

@@ -9,7 +9,8 @@
  * child only, so LD_PRELOAD reaches the measured program and not this launcher.
  *
  * Usage: runstat RESULT_FILE [VAR=VALUE ...] -- PROGRAM [ARGS...]
- * Writes "wall_ns=N maxrss_kib=N status=N" to RESULT_FILE (status as from wait4) and exits
+ * Writes "wall_ns=N cpu_ns=N maxrss_kib=N status=N" to RESULT_FILE (cpu: user + system time
+ * of the program and the children it waited for; status as from wait4) and exits
  * with the program's exit status (128+signal if it was killed).
  */
 #include <stdio.h>
@@ -58,8 +59,10 @@ int main(int argc, char **argv)
 		perror("runstat: result file");
 		return 125;
 	}
-	fprintf(out, "wall_ns=%lld maxrss_kib=%ld status=%d\n",
+	fprintf(out, "wall_ns=%lld cpu_ns=%lld maxrss_kib=%ld status=%d\n",
 		(long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec),
+		(long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL
+			+ (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL,
 		ru.ru_maxrss, status);
 	fclose(out);
 	if (WIFSIGNALED(status))

@@ -36,6 +36,8 @@
 
 struct debug_api {
     char id;
+    bool own_lower;                   /* lower below: this id's own (set_lower) */
+    struct ms_allocator lower;
 };
 
 static struct debug_state {
@@ -54,6 +56,17 @@ static inline char api_of(void *ctx)
     return ((const struct debug_api *)ctx)->id;
 }
 
+/* The allocator under blocks of API id api: cfg.lower unless ms_debug_set_lower gave that
+ * id one of its own (debug hooks over a custom domain allocator).  An unknown id (a
+ * corrupted header) gets cfg.lower. */
+static inline const struct ms_allocator *lower_of(char api)
+{
+    for (int i = 0; i < NAPIS; i++)
+        if (S.apis[i].id == api)
+            return S.apis[i].own_lower ? &S.apis[i].lower : &S.cfg.lower;
+    return &S.cfg.lower;
+}
+
 static inline uint64_t bump_serial(void)
 {
     return atomic_fetch_add_explicit(&S.serial, 1, memory_order_relaxed) + 1;
@@ -70,8 +83,9 @@ static void entry_from_header(uintptr_t p, struct ms_livetab_entry *e)
     const uint8_t *q = (const uint8_t *)p;
     uint64_t n = ms_layout_size(q);
     size_t room = MS_DEBUG_MAX_REQUEST;
-    if (S.cfg.lower.usable_size != NULL) {
-        size_t u = S.cfg.lower.usable_size(S.cfg.lower.ctx, (void *)(p - MS_DEBUG_HEAD));
+    const struct ms_allocator *lo = lower_of(ms_layout_api(q));
+    if (lo->usable_size != NULL) {
+        size_t u = lo->usable_size(lo->ctx, (void *)(p - MS_DEBUG_HEAD));
         room = u < MS_DEBUG_OVERHEAD ? 0 : u - MS_DEBUG_OVERHEAD;
         room = room < MS_DEBUG_MAX_REQUEST ? room : MS_DEBUG_MAX_REQUEST;
     }
@@ -241,7 +255,8 @@ static void *publish(uint8_t *base, uint8_t *p, size_t n, char api, unsigned ali
         .p = (uintptr_t)p, .meta = ms_livetab_meta(n, api, align_log2),
     };
     if (track(&e) != 0) {
-        S.cfg.lower.free(S.cfg.lower.ctx, base);
+        const struct ms_allocator *lo = lower_of(api);
+        lo->free(lo->ctx, base);
         return NULL;
     }
     if (serial == S.cfg.break_serialno && S.cfg.on_break != NULL)
@@ -254,8 +269,8 @@ static void *alloc_block(char api, size_t n, bool zero)
     if (n > MS_DEBUG_MAX_REQUEST)
         return NULL;
     size_t total = n + MS_DEBUG_OVERHEAD;
-    uint8_t *base = zero ? S.cfg.lower.calloc(S.cfg.lower.ctx, 1, total)
-                         : S.cfg.lower.malloc(S.cfg.lower.ctx, total);
+    const struct ms_allocator *lo = lower_of(api);
+    uint8_t *base = zero ? lo->calloc(lo->ctx, 1, total) : lo->malloc(lo->ctx, total);
     if (base == NULL)
         return NULL;
     uint8_t *p = base + MS_DEBUG_HEAD;
@@ -283,11 +298,11 @@ static void *debug_memalign(void *ctx, size_t alignment, size_t n)
 {
     if (alignment <= MS_DEBUG_HEAD)
         return alloc_block(api_of(ctx), n, false);
+    const struct ms_allocator *lo = lower_of(api_of(ctx));
     if ((alignment & (alignment - 1)) != 0 || alignment > MS_DEBUG_MAX_REQUEST
-        || n > MS_DEBUG_MAX_REQUEST || S.cfg.lower.memalign == NULL)
+        || n > MS_DEBUG_MAX_REQUEST || lo->memalign == NULL)
         return NULL;
-    uint8_t *base = S.cfg.lower.memalign(S.cfg.lower.ctx, alignment,
-                                         alignment + n + MS_DEBUG_TAIL);
+    uint8_t *base = lo->memalign(lo->ctx, alignment, alignment + n + MS_DEBUG_TAIL);
     if (base == NULL)
         return NULL;
     uint8_t *p = base + alignment;
@@ -313,7 +328,8 @@ static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op
         size_t bad = first_dirty(&v[i]);
         if (base + bad != ms_livetab_end(&v[i].e))
             ms_diag_write_after_free(&S.cfg, op, &v[i], base + bad);
-        S.cfg.lower.free(S.cfg.lower.ctx, (void *)base);
+        const struct ms_allocator *lo = lower_of(ms_livetab_api(&v[i].e));
+        lo->free(lo->ctx, (void *)base);
     }
 }
 
@@ -342,7 +358,8 @@ static void retire(const struct ms_livetab_entry *e)
             return;
         }
     }
-    S.cfg.lower.free(S.cfg.lower.ctx, (void *)base);
+    const struct ms_allocator *lo = lower_of(ms_livetab_api(e));
+    lo->free(lo->ctx, (void *)base);
 }
 
 static void debug_free(void *ctx, void *ptr)
@@ -414,7 +431,8 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
         track(&e);
         return NULL;
     }
-    if (ms_livetab_is_aligned_block(&e) || S.cfg.lower.realloc == NULL)
+    const struct ms_allocator *lo = lower_of(api);
+    if (ms_livetab_is_aligned_block(&e) || lo->realloc == NULL)
         return realloc_by_copy(api, &e, n);
 
     uint8_t *data = ptr;
@@ -433,7 +451,7 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
         memset(tail - ERASED_SIZE, MS_DEADBYTE, ERASED_SIZE + MS_DEBUG_TAIL);
     }
 
-    uint8_t *r = S.cfg.lower.realloc(S.cfg.lower.ctx, head, n + MS_DEBUG_OVERHEAD);
+    uint8_t *r = lo->realloc(lo->ctx, head, n + MS_DEBUG_OVERHEAD);
     size_t now = n;
     if (r == NULL)
         now = old;
@@ -606,4 +624,16 @@ void ms_debug_get_stats(struct ms_debug_stats *out)
     out->live_blocks = ms_blockmap_count() + ms_livetab_count();
     out->quarantine_blocks = ms_quarantine_count();
     out->quarantine_bytes = ms_quarantine_bytes();
+}
+
+int ms_debug_set_lower(char api_id, const struct ms_allocator *lower)
+{
+    for (int i = 0; i < NAPIS; i++) {
+        if (S.apis[i].id == api_id) {
+            S.apis[i].lower = *lower;
+            S.apis[i].own_lower = true;
+            return 0;
+        }
+    }
+    return -1;
 }

@@ -81,6 +81,11 @@ int ms_debug_init(const struct ms_debug_config *cfg);
  * struct with NULL functions).  All ids share the instance. */
 struct ms_allocator ms_debug_allocator(char api_id);
 
+/* Give API id api_id a lower allocator of its own instead of cfg.lower (debug hooks put
+ * over a custom allocator of one domain).  Before any block of that id exists, or with a
+ * lower that wraps the previous one.  0, or -1 for an unknown id. */
+int ms_debug_set_lower(char api_id, const struct ms_allocator *lower);
+
 /* Verify the pads of every live block now; a damaged one gets the diagnostic and abort()
  * (function name memshim_debug_check_heap). */
 void ms_debug_check_heap(void);

@@ -12,6 +12,44 @@
 #include "pymalloc.h"
 #include "stack.h"
 
+/* The top of the stack for one family: fn and ctx are read from one set (the set is
+ * swapped when tracing starts at run time). */
+static inline void *top_malloc(enum ms_api api, size_t size)
+{
+    const struct ms_allocator *t = ms_shim_top(api);
+    return t->malloc(t->ctx, size);
+}
+
+static inline void *top_calloc(enum ms_api api, size_t nelem, size_t elsize)
+{
+    const struct ms_allocator *t = ms_shim_top(api);
+    return t->calloc(t->ctx, nelem, elsize);
+}
+
+static inline void *top_realloc(enum ms_api api, void *ptr, size_t size)
+{
+    const struct ms_allocator *t = ms_shim_top(api);
+    return t->realloc(t->ctx, ptr, size);
+}
+
+static inline void top_free(enum ms_api api, void *ptr)
+{
+    const struct ms_allocator *t = ms_shim_top(api);
+    t->free(t->ctx, ptr);
+}
+
+static inline void *top_memalign(enum ms_api api, size_t alignment, size_t size)
+{
+    const struct ms_allocator *t = ms_shim_top(api);
+    return t->memalign(t->ctx, alignment, size);
+}
+
+static inline size_t top_usable_size(enum ms_api api, void *ptr)
+{
+    const struct ms_allocator *t = ms_shim_top(api);
+    return t->usable_size(t->ctx, ptr);
+}
+
 /* memshim's own allocations (libunwind, libdw: guard raised) never enter the stack. */
 static inline bool own_call(void)
 {
@@ -25,7 +63,7 @@ void *ms_route_malloc(enum ms_api api, size_t size)
         return ms_pymalloc_malloc(NULL, size);
     case MS_ROUTE_STACK:
         if (!own_call())
-            return ms_shim.top[api].malloc(ms_shim.top[api].ctx, size);
+            return top_malloc(api, size);
         return __libc_malloc(size);
     case MS_ROUTE_BOOTSTRAP: {
         void *p = __libc_malloc(size);
@@ -44,7 +82,7 @@ void *ms_route_calloc(enum ms_api api, size_t nelem, size_t elsize)
         return ms_pymalloc_calloc(NULL, nelem, elsize);
     case MS_ROUTE_STACK:
         if (!own_call())
-            return ms_shim.top[api].calloc(ms_shim.top[api].ctx, nelem, elsize);
+            return top_calloc(api, nelem, elsize);
         return __libc_calloc(nelem, elsize);
     case MS_ROUTE_BOOTSTRAP: {
         void *p = __libc_calloc(nelem, elsize);
@@ -66,7 +104,7 @@ void ms_route_free(enum ms_api api, void *ptr)
         return;
     case MS_ROUTE_STACK:
         if (!own_call() && !ms_shim_bootstrap_forget(ptr)) {
-            ms_shim.top[api].free(ms_shim.top[api].ctx, ptr);
+            top_free(api, ptr);
             return;
         }
         __libc_free(ptr);
@@ -88,7 +126,7 @@ void *ms_route_realloc(enum ms_api api, void *ptr, size_t size)
         return ms_pymalloc_realloc(NULL, ptr, size);
     case MS_ROUTE_STACK:
         if (!own_call() && !(ptr != NULL && ms_shim_bootstrap_forget(ptr)))
-            return ms_shim.top[api].realloc(ms_shim.top[api].ctx, ptr, size);
+            return top_realloc(api, ptr, size);
         return __libc_realloc(ptr, size ? size : 1);
     case MS_ROUTE_BOOTSTRAP: {
         ms_shim_bootstrap_forget(ptr);
@@ -108,7 +146,7 @@ void *ms_route_memalign(enum ms_api api, size_t alignment, size_t size)
         return ms_pymalloc_memalign(NULL, alignment, size);
     case MS_ROUTE_STACK:
         if (!own_call())
-            return ms_shim.top[api].memalign(ms_shim.top[api].ctx, alignment, size);
+            return top_memalign(api, alignment, size);
         return __libc_memalign(alignment, size);
     case MS_ROUTE_BOOTSTRAP: {
         void *p = __libc_memalign(alignment, size);
@@ -129,7 +167,7 @@ size_t ms_route_usable_size(enum ms_api api, void *ptr)
         return ms_pymalloc_usable_size(NULL, ptr);
     case MS_ROUTE_STACK:
         if (!own_call() && !ms_shim_bootstrap_contains(ptr))
-            return ms_shim.top[api].usable_size(ms_shim.top[api].ctx, ptr);
+            return top_usable_size(api, ptr);
         return ms_libc_usable_size(NULL, ptr);
     default:
         return ms_libc_usable_size(NULL, ptr);

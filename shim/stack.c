@@ -25,7 +25,9 @@
 #include "trace.h"
 #include "unwind.h"
 
-struct ms_shim ms_shim;
+struct ms_shim ms_shim = {
+    .api_lock = PTHREAD_MUTEX_INITIALIZER,
+};
 
 static _Thread_local int this_thread_initialises;
 
@@ -34,6 +36,8 @@ static const char api_ids[MS_API_COUNT] = {
     [MS_API_C] = MS_DEBUG_API_RAW,
     [MS_API_NEW] = MS_DEBUG_API_NEW,
     [MS_API_NEW_ARRAY] = MS_DEBUG_API_NEW_ARRAY,
+    [MS_API_MEM] = MS_DEBUG_API_MEM,
+    [MS_API_OBJ] = MS_DEBUG_API_OBJ,
 };
 
 /* The debug layer's "Memory block allocated at" part: the trace layer's, when tracing. */
@@ -45,11 +49,45 @@ static bool print_alloc_traceback(struct ms_out *o, const void *p)
     return true;
 }
 
+void ms_shim_debug_config(struct ms_debug_config *cfg, struct ms_allocator lower)
+{
+    const struct ms_options *opt = &ms_shim.options;
+    *cfg = (struct ms_debug_config){
+        .lower = lower,
+        .quarantine_bytes = opt->quarantine,
+        .break_serialno = opt->break_serialno,
+        .on_break = memshim_break_serialno,
+        .print_alloc_traceback = print_alloc_traceback,
+        .print_current_backtrace = ms_unwind_print_current,
+        .foreign_size = NULL,   /* start-up's blocks never reach the layer (route.c) */
+        .foreign_free = NULL,
+        .fd = 2,
+    };
+}
+
+void ms_shim_add_trace_layer(void)
+{
+    if (ms_shim.trace_in_stack)
+        return;
+    struct ms_allocator *now = ms_shim.top;
+    struct ms_allocator *next = now == ms_shim.top_sets[0] ? ms_shim.top_sets[1]
+                                                           : ms_shim.top_sets[0];
+    for (int i = 0; i < MS_API_COUNT; i++)
+        ms_trace_init(&next[i], &now[i]);
+    pthread_atfork(ms_trace_fork_prepare, ms_trace_fork_parent, ms_trace_fork_child);
+    ms_shim.print_backtrace = ms_unwind_print_current;
+    __atomic_store_n(&ms_shim.top, next, __ATOMIC_RELEASE);
+    __atomic_store_n(&ms_shim.route, MS_ROUTE_STACK, __ATOMIC_RELEASE);
+    ms_shim.trace_in_stack = true;
+}
+
 /* Builds the stack bottom-up and returns the route the interposed functions take.  The
  * route stays UNINIT until start-up is complete, so nested calls are bootstrap ones. */
 static enum ms_route compose(void)
 {
     const struct ms_options *opt = &ms_shim.options;
+    struct ms_allocator *top = ms_shim.top_sets[0];
+    ms_shim.top = top;
     struct ms_allocator libc = ms_libc_allocator();
     struct ms_allocator bottom = libc;
 
@@ -72,33 +110,26 @@ static enum ms_route compose(void)
         ms_shim.print_backtrace = ms_unwind_print_current;
 
     if (opt->debug) {
-        struct ms_debug_config dcfg = {
-            .lower = base,
-            .quarantine_bytes = opt->quarantine,
-            .break_serialno = opt->break_serialno,
-            .on_break = memshim_break_serialno,
-            .print_alloc_traceback = print_alloc_traceback,
-            .print_current_backtrace = ms_unwind_print_current,
-            .foreign_size = NULL,   /* start-up's blocks never reach the layer (route.c) */
-            .foreign_free = NULL,
-            .fd = 2,
-        };
+        struct ms_debug_config dcfg;
+        ms_shim_debug_config(&dcfg, base);
         ms_debug_init(&dcfg);
+        ms_shim.debug_in_stack = true;
         for (int i = 0; i < MS_API_COUNT; i++)
-            ms_shim.top[i] = ms_debug_allocator(api_ids[i]);
+            top[i] = ms_debug_allocator(api_ids[i]);
     } else {
         for (int i = 0; i < MS_API_COUNT; i++)
-            ms_shim.top[i] = base;
+            top[i] = base;
     }
 
     if (opt->tracemalloc) {
         /* The trace layer goes on top of everything, one wrapper per family, as
          * tracemalloc's hooks go on top of the debug hooks. */
         for (int i = 0; i < MS_API_COUNT; i++) {
-            struct ms_allocator below = ms_shim.top[i];
-            ms_trace_init(&ms_shim.top[i], &below);
+            struct ms_allocator below = top[i];
+            ms_trace_init(&top[i], &below);
         }
         pthread_atfork(ms_trace_fork_prepare, ms_trace_fork_parent, ms_trace_fork_child);
+        ms_shim.trace_in_stack = true;
         ms_trace_start(opt->tracemalloc);
     }
 

@@ -17,8 +17,12 @@
 #include <stdint.h>
 
 #include "allocator.h"
+#include "debug.h"
 #include "fmt.h"
+#include "memshim.h"
 #include "options.h"
+
+#include <pthread.h>
 
 enum ms_route {
     MS_ROUTE_UNINIT = 0,
@@ -33,6 +37,8 @@ enum ms_api {
     MS_API_C,          /* malloc family ('r') */
     MS_API_NEW,        /* C++ operator new / delete ('n') */
     MS_API_NEW_ARRAY,  /* C++ operator new[] / delete[] ('a') */
+    MS_API_MEM,        /* memshim_mem_* ('m') */
+    MS_API_OBJ,        /* memshim_obj_* ('o') */
     MS_API_COUNT
 };
 
@@ -41,12 +47,24 @@ enum ms_api {
 struct ms_shim {
     int route;                      /* enum ms_route; read on every call (relaxed) */
     int init_state;                 /* 0 not started, 1 running, 2 done (atomic) */
-    struct ms_allocator top[MS_API_COUNT];  /* the composed stack per family, for
-                                               MS_ROUTE_STACK (the same struct in every
-                                               slot unless a debug layer is in it) */
+    /* The composed stack per family, for MS_ROUTE_STACK (the same struct in every slot
+     * unless a debug layer is in it).  A pointer to one of two sets, swapped atomically
+     * when tracing is started at run time (memshim_tracemalloc_start). */
+    struct ms_allocator *top;
+    struct ms_allocator top_sets[2][MS_API_COUNT];
     struct ms_options options;
     /* Prints the calling thread's backtrace (from the tracing layer's unwinder), or NULL. */
     void (*print_backtrace)(struct ms_out *o);
+    bool trace_in_stack;            /* the trace layer is in the composed stack */
+    bool debug_in_stack;            /* the debug layer is in use (mode or run-time setup) */
+
+    /* The public API's domains (api.c): each an atomically swapped pointer to the
+     * current allocator (NULL: the default, the route for that family). */
+    struct memshim_allocator *domain[3];
+    bool domain_changed[3];         /* a custom allocator or run-time debug hooks */
+    bool domain_debug[3];           /* debug hooks on top of the domain already */
+    pthread_mutex_t api_lock;       /* serialises the API's set-up calls */
+
     /* Blocks the C library handed out while memshim was initialising: they must go back
      * to the C library even when the stack's top layer would not know them. */
     void *bootstrap[MS_BOOTSTRAP_SLOTS];
@@ -58,6 +76,11 @@ extern struct ms_shim ms_shim;
 /* The route for this call, initialising memshim first if needed.  Returns
  * MS_ROUTE_BOOTSTRAP for calls made by initialisation itself. */
 enum ms_route ms_shim_route_slow(void);
+
+static inline const struct ms_allocator *ms_shim_top(enum ms_api api)
+{
+    return &__atomic_load_n(&ms_shim.top, __ATOMIC_ACQUIRE)[api];
+}
 
 static inline enum ms_route ms_shim_route(void)
 {
@@ -75,9 +98,12 @@ void ms_route_free(enum ms_api api, void *ptr);
 void *ms_route_memalign(enum ms_api api, size_t alignment, size_t size);
 size_t ms_route_usable_size(enum ms_api api, void *ptr);
 
-/* The break-on-serial-number hook (exported, never inlined: `break memshim_break_serialno`
- * in gdb stops there).  Prints the block's address and the backtrace, raises SIGTRAP. */
-void memshim_break_serialno(void *p, uint64_t serial);
+/* The debug layer's configuration for this process, over lower (stack.c). */
+void ms_shim_debug_config(struct ms_debug_config *cfg, struct ms_allocator lower);
+
+/* Puts the trace layer on top of every family at run time, if it is not there (stack.c,
+ * under api_lock). */
+void ms_shim_add_trace_layer(void);
 
 /* Bootstrap bookkeeping (shim/bootstrap.c; only consulted on the STACK route). */
 void ms_shim_bootstrap_record(void *p);

@@ -13,6 +13,7 @@ far fewer tracebacks): everything downstream works per traceback, with a size an
 """
 import json
 import math
+import os
 import re
 
 FORMAT = "memshim-snapshot"
@@ -159,7 +160,9 @@ def _parse(path, data):
         _fail(path, "not a memshim snapshot: JSON nested too deeply")
     except json.JSONDecodeError as e:
         _fail(path, "not valid JSON: %s (line %d, column %d)" % (e.msg, e.lineno, e.colno))
-    except ValueError as e:  # huge integers, NaN/Infinity
+    except ValueError as e:  # NaN/Infinity, integers of thousands of digits
+        if "digits" in str(e):
+            _fail(path, "not a memshim snapshot: a number with thousands of digits")
         _fail(path, "not valid JSON: %s" % str(e).split("\n")[0][:100])
 
 
@@ -244,15 +247,30 @@ def _read_timeline(path, top, snap):
         snap.timeline.append((ms, _uint(path, where + " bytes", cur)))
 
 
-def load(path):
-    """Reads and checks the snapshot at path; raises SnapshotError."""
+def _read(path):
+    """The file's bytes, at most MAX_BYTES (read in pieces: f.read(MAX_BYTES) would
+    allocate the whole limit up front)."""
+    too_big = "bigger than %d GiB: not a snapshot" % (MAX_BYTES >> 30)
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
+            if os.fstat(f.fileno()).st_size > MAX_BYTES:
+                _fail(path, too_big)
+            pieces, n = [], 0
+            while True:
+                piece = f.read(1 << 24)
+                if not piece:
+                    return b"".join(pieces)
+                n += len(piece)
+                if n > MAX_BYTES:
+                    _fail(path, too_big)
+                pieces.append(piece)
     except OSError as e:
         raise SnapshotError("%s: %s" % (path, e.strerror or e))
-    if len(data) > MAX_BYTES:
-        _fail(path, "bigger than %d GiB: not a snapshot" % (MAX_BYTES >> 30))
+
+
+def load(path):
+    """Reads and checks the snapshot at path; raises SnapshotError."""
+    data = _read(path)
     top = _parse(path, data)
     if type(top) is not dict:
         _fail(path, "not a memshim snapshot: the top level is %s, not an object" % _kind(top))
@@ -260,8 +278,10 @@ def load(path):
         _fail(path, "not a memshim snapshot (\"format\" is not \"%s\")" % FORMAT)
     version = top.get("version")
     if type(version) is not int or version != VERSION:
-        _fail(path, "snapshot version %s is not supported (this tool reads version %d)"
-              % (version if type(version) is int else _kind(version), VERSION))
+        if type(version) is int:
+            _fail(path, "snapshot version %d is not supported (this tool reads version %d)"
+                  % (version, VERSION))
+        _fail(path, "\"version\" must be the integer %d, not %s" % (VERSION, _kind(version)))
     snap = Snapshot(path)
     snap.pid = top.get("pid") if type(top.get("pid")) is int else None
     limit = top.get("traceback_limit", 0)

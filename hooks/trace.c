@@ -61,8 +61,14 @@ struct ms_trace_other {
     uint32_t tb;
 };
 
+/* The layer over one lower allocator: ms_trace_init may be called once per family (malloc,
+ * new, new[], the API domains) so that each keeps the lower allocator of its own; all of
+ * them share the one trace state below. */
+#define MS_TRACE_MAX_LOWERS 8
+
 struct ms_trace_state {
-    struct ms_allocator lower;
+    struct ms_allocator lowers[MS_TRACE_MAX_LOWERS];   /* the ctx of each wrapper */
+    unsigned nlowers;
     int tracing;      /* atomic */
     unsigned limit;   /* frames per traceback */
     size_t current;   /* atomic: bytes in traced blocks */
@@ -428,13 +434,13 @@ static inline void prefetch_slot(uintptr_t addr)
 
 /* Records the trace of a block the lower allocator just gave; if that is impossible the
  * block goes back and the call fails, as in CPython. */
-static inline __attribute__((always_inline)) void *traced(struct ms_trace_state *st, void *p,
-                                                           size_t size)
+static inline __attribute__((always_inline)) void *traced(const struct ms_allocator *lo,
+                                                           void *p, size_t size)
 {
     if (p && tracing())
         prefetch_slot((uintptr_t)p);
     if (p && tracing() && trace_add(0, (uintptr_t)p, size) < 0) {
-        st->lower.free(st->lower.ctx, p);
+        lo->free(lo->ctx, p);
         return NULL;
     }
     return p;
@@ -442,48 +448,48 @@ static inline __attribute__((always_inline)) void *traced(struct ms_trace_state 
 
 static void *trace_malloc(void *ctx, size_t size)
 {
-    struct ms_trace_state *st = ctx;
-    return traced(st, st->lower.malloc(st->lower.ctx, size), size);
+    const struct ms_allocator *lo = ctx;
+    return traced(lo, lo->malloc(lo->ctx, size), size);
 }
 
 static void *trace_calloc(void *ctx, size_t nelem, size_t elsize)
 {
-    struct ms_trace_state *st = ctx;
+    const struct ms_allocator *lo = ctx;
     size_t size;
     if (__builtin_mul_overflow(nelem, elsize, &size))
         size = SIZE_MAX; /* the lower calloc fails then; nothing is recorded */
-    return traced(st, st->lower.calloc(st->lower.ctx, nelem, elsize), size);
+    return traced(lo, lo->calloc(lo->ctx, nelem, elsize), size);
 }
 
 static void *trace_memalign(void *ctx, size_t alignment, size_t size)
 {
-    struct ms_trace_state *st = ctx;
-    return traced(st, st->lower.memalign(st->lower.ctx, alignment, size), size);
+    const struct ms_allocator *lo = ctx;
+    return traced(lo, lo->memalign(lo->ctx, alignment, size), size);
 }
 
 static void trace_free(void *ctx, void *p)
 {
-    struct ms_trace_state *st = ctx;
+    const struct ms_allocator *lo = ctx;
     if (p == NULL)
         return;
     if (!tracing()) {
-        st->lower.free(st->lower.ctx, p);
+        lo->free(lo->ctx, p);
         return;
     }
     trace_remove(0, (uintptr_t)p, &trace_pending);
-    st->lower.free(st->lower.ctx, p);
+    lo->free(lo->ctx, p);
     trace_pending.addr = 0;
 }
 
 static void *trace_realloc(void *ctx, void *p, size_t size)
 {
-    struct ms_trace_state *st = ctx;
+    const struct ms_allocator *lo = ctx;
     if (!tracing())
-        return st->lower.realloc(st->lower.ctx, p, size);
+        return lo->realloc(lo->ctx, p, size);
     if (p == NULL)
-        return traced(st, st->lower.realloc(st->lower.ctx, NULL, size), size);
+        return traced(lo, lo->realloc(lo->ctx, NULL, size), size);
     int had = trace_remove(0, (uintptr_t)p, &trace_pending);
-    void *q = st->lower.realloc(st->lower.ctx, p, size);
+    void *q = lo->realloc(lo->ctx, p, size);
     struct ms_trace_pending old = trace_pending;
     trace_pending.addr = 0;
     if (q == NULL) {
@@ -499,16 +505,21 @@ static void *trace_realloc(void *ctx, void *p, size_t size)
 
 static size_t trace_usable_size(void *ctx, void *p)
 {
-    struct ms_trace_state *st = ctx;
-    return st->lower.usable_size(st->lower.ctx, p);
+    const struct ms_allocator *lo = ctx;
+    return lo->usable_size(lo->ctx, p);
 }
 
 void ms_trace_init(struct ms_allocator *out, const struct ms_allocator *lower)
 {
-    trace_state.lower = *lower;
-    for (unsigned i = 0; i < MS_TRACE_SHARDS; i++)
-        pthread_mutex_init(&trace_state.shards[i].lock, NULL);
-    out->ctx = &trace_state;
+    if (trace_state.nlowers == 0)
+        for (unsigned i = 0; i < MS_TRACE_SHARDS; i++)
+            pthread_mutex_init(&trace_state.shards[i].lock, NULL);
+    /* More families than slots never happens (the shim has five); the last slot is then
+     * shared, which is only wrong if their lower allocators differ. */
+    unsigned k = trace_state.nlowers < MS_TRACE_MAX_LOWERS ? trace_state.nlowers++
+                                                           : MS_TRACE_MAX_LOWERS - 1;
+    trace_state.lowers[k] = *lower;
+    out->ctx = &trace_state.lowers[k];
     out->malloc = trace_malloc;
     out->calloc = trace_calloc;
     out->realloc = trace_realloc;

@@ -28,8 +28,10 @@
 /* CPython's PYTHONTRACEMALLOC range. */
 #define MS_TRACE_MAX_FRAMES 65535
 
-/* Builds the layer over lower (copied) into *out; ctx is the process-wide trace state.
- * Call once, at start-up, before any block goes through *out. */
+/* Builds the layer over lower (copied) into *out; ctx is that copy, and every such wrapper
+ * shares the process-wide trace state.  Call once per family (malloc, new, new[], ...), at
+ * start-up or when tracing is first started at run time, before any block goes through
+ * *out. */
 void ms_trace_init(struct ms_allocator *out, const struct ms_allocator *lower);
 
 /* Starts tracing with up to nframe frames per traceback (1..MS_TRACE_MAX_FRAMES; values

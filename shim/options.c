@@ -10,12 +10,16 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fmt.h"
 
-enum ms_kind { MS_KIND_MODE, MS_KIND_FLAG, MS_KIND_ARENA, MS_KIND_BYTES, MS_KIND_SERIAL };
+enum ms_kind {
+    MS_KIND_MODE, MS_KIND_FLAG, MS_KIND_ARENA, MS_KIND_BYTES, MS_KIND_SERIAL,
+    MS_KIND_FRAMES, MS_KIND_SWITCH, MS_KIND_EXITCODE, MS_KIND_PATH,
+};
 
 struct ms_option_desc {
     const char *variable;
@@ -150,6 +154,26 @@ static bool parse_serial(const char *s, uint64_t *out)
     return parse_number(s, "", out) && *out != 0;
 }
 
+static bool parse_at_most(const char *s, uint64_t max, uint64_t *out)
+{
+    return parse_number(s, "", out) && *out <= max;
+}
+
+/* A path from the environment: copied (never written to in an AT_SECURE process, where
+ * the environment is not the user's to trust). */
+static bool parse_path(const char *s, char *out, size_t size)
+{
+    size_t n = strlen(s);
+    if (n >= size)
+        return false;
+    if (getauxval(AT_SECURE)) {
+        out[0] = '\0';
+        return true;
+    }
+    memcpy(out, s, n + 1);
+    return true;
+}
+
 static const char *value_of(const struct ms_option_desc *d)
 {
     const char *v = getenv(d->variable);
@@ -192,5 +216,37 @@ void ms_options_parse(struct ms_options *out)
     v = value_of(d);
     out->break_serialno = 0;
     if (*v != '\0' && !parse_serial(v, &out->break_serialno))
+        reject(d, v);
+
+    uint64_t n;
+    d = &option_table[MS_OPT_tracemalloc];
+    v = value_of(d);
+    if (!parse_at_most(v, 65535, &n))
+        reject(d, v);
+    out->tracemalloc = (unsigned)n;
+
+    d = &option_table[MS_OPT_leaks];
+    v = value_of(d);
+    if (*v == '\0')
+        out->leaks = out->tracemalloc != 0;
+    else if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0)
+        out->leaks = v[0] == '1';
+    else
+        reject(d, v);
+
+    d = &option_table[MS_OPT_leaks_exitcode];
+    v = value_of(d);
+    if (!parse_at_most(v, 255, &n))
+        reject(d, v);
+    out->leaks_exitcode = (int)n;
+
+    d = &option_table[MS_OPT_snapshot];
+    v = value_of(d);
+    if (!parse_path(v, out->snapshot, sizeof out->snapshot))
+        reject(d, v);
+
+    d = &option_table[MS_OPT_report];
+    v = value_of(d);
+    if (!parse_path(v, out->report, sizeof out->report))
         reject(d, v);
 }

@@ -25,6 +25,13 @@ struct ms_options {
     size_t arena_size;
     size_t quarantine;
     uint64_t break_serialno;   /* 0: off */
+    unsigned tracemalloc;      /* frames; 0: off */
+    bool leaks;                /* when tracing */
+    int leaks_exitcode;
+    /* "" when unset, or in a set-user-ID/AT_SECURE process (no file named by the
+     * environment is written there).  Not yet expanded (%p). */
+    char snapshot[4096];
+    char report[4096];
 };
 
 /* Parse every variable of options.def.  On an invalid value: one line on stderr naming the

@@ -13,13 +13,17 @@
  */
 #include "stack.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include "debug.h"
+#include "finish.h"
 #include "libc.h"
 #include "mimalloc.h"
 #include "pymalloc.h"
+#include "trace.h"
+#include "unwind.h"
 
 struct ms_shim ms_shim;
 
@@ -32,10 +36,13 @@ static const char api_ids[MS_API_COUNT] = {
     [MS_API_NEW_ARRAY] = MS_DEBUG_API_NEW_ARRAY,
 };
 
-static void set_every_top(struct ms_allocator a)
+/* The debug layer's "Memory block allocated at" part: the trace layer's, when tracing. */
+static bool print_alloc_traceback(struct ms_out *o, const void *p)
 {
-    for (int i = 0; i < MS_API_COUNT; i++)
-        ms_shim.top[i] = a;
+    if (!ms_trace_is_tracing())
+        return false;
+    ms_trace_print_block_traceback(o, p);
+    return true;
 }
 
 /* Builds the stack bottom-up and returns the route the interposed functions take.  The
@@ -61,26 +68,44 @@ static enum ms_route compose(void)
         base = ms_pymalloc_allocator();
     }
 
-    if (!opt->debug) {
-        set_every_top(base);
-        return opt->base == MS_BASE_MALLOC ? MS_ROUTE_LIBC : MS_ROUTE_PYMALLOC;
+    if (opt->debug || opt->tracemalloc)
+        ms_shim.print_backtrace = ms_unwind_print_current;
+
+    if (opt->debug) {
+        struct ms_debug_config dcfg = {
+            .lower = base,
+            .quarantine_bytes = opt->quarantine,
+            .break_serialno = opt->break_serialno,
+            .on_break = memshim_break_serialno,
+            .print_alloc_traceback = print_alloc_traceback,
+            .print_current_backtrace = ms_unwind_print_current,
+            .foreign_size = NULL,   /* start-up's blocks never reach the layer (route.c) */
+            .foreign_free = NULL,
+            .fd = 2,
+        };
+        ms_debug_init(&dcfg);
+        for (int i = 0; i < MS_API_COUNT; i++)
+            ms_shim.top[i] = ms_debug_allocator(api_ids[i]);
+    } else {
+        for (int i = 0; i < MS_API_COUNT; i++)
+            ms_shim.top[i] = base;
     }
 
-    struct ms_debug_config dcfg = {
-        .lower = base,
-        .quarantine_bytes = opt->quarantine,
-        .break_serialno = opt->break_serialno,
-        .on_break = memshim_break_serialno,
-        .print_alloc_traceback = NULL,
-        .print_current_backtrace = NULL,
-        .foreign_size = NULL,   /* start-up's blocks never reach the layer (route.c) */
-        .foreign_free = NULL,
-        .fd = 2,
-    };
-    ms_debug_init(&dcfg);
-    for (int i = 0; i < MS_API_COUNT; i++)
-        ms_shim.top[i] = ms_debug_allocator(api_ids[i]);
-    return MS_ROUTE_STACK;
+    if (opt->tracemalloc) {
+        /* The trace layer goes on top of everything, one wrapper per family, as
+         * tracemalloc's hooks go on top of the debug hooks. */
+        for (int i = 0; i < MS_API_COUNT; i++) {
+            struct ms_allocator below = ms_shim.top[i];
+            ms_trace_init(&ms_shim.top[i], &below);
+        }
+        pthread_atfork(ms_trace_fork_prepare, ms_trace_fork_parent, ms_trace_fork_child);
+        ms_trace_start(opt->tracemalloc);
+    }
+
+    ms_finish_setup();
+    if (opt->debug || opt->tracemalloc)
+        return MS_ROUTE_STACK;
+    return opt->base == MS_BASE_MALLOC ? MS_ROUTE_LIBC : MS_ROUTE_PYMALLOC;
 }
 
 enum ms_route ms_shim_route_slow(void)
@@ -116,12 +141,6 @@ __attribute__((constructor)) static void memshim_start(void)
  * it is finalised last). */
 __attribute__((destructor)) static void memshim_finish(void)
 {
-    if (ms_shim.init_state != 2)
-        return;
-    const struct ms_options *opt = &ms_shim.options;
-    if (opt->debug)
-        ms_debug_at_exit();
-    /* As CPython: the report only when pymalloc is in use. */
-    if (opt->mallocstats && opt->base != MS_BASE_MALLOC)
-        ms_pymalloc_print_stats(2);
+    if (ms_shim.init_state == 2)
+        ms_finish_at_exit();
 }

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The end of the program: debug checks of every live and quarantined block, the
+ * tracemalloc text report, the JSON snapshot, the pymalloc statistics and the leak report,
+ * in that order (a corrupted block aborts before anything else is read; the leak report may
+ * end the process, so it comes last).  Also the snapshot on a fatal signal: written, then the
+ * signal is re-raised with its default action, so the process dies with its usual status.
+ *
+ * Files named by the environment are created without following a symlink at that path
+ * (O_NOFOLLOW) and never in a set-user-ID process (options.c leaves the path empty there).
+ * Never: allocates through the layers (whatever may allocate runs under the guard, so it
+ * goes to the C library).  Not on any hot path.
+ */
+#include "finish.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "debug.h"
+#include "fmt.h"
+#include "guard.h"
+#include "leak.h"
+#include "pymalloc.h"
+#include "snapshot.h"
+#include "stack.h"
+#include "trace.h"
+
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+/* Opens the file a path option names ("-": stderr for the report).  -1 on failure, after
+ * one line on stderr saying why (the program's run is not otherwise affected). */
+static int open_output(const char *pattern, const char *variable)
+{
+    if (strcmp(pattern, "-") == 0)
+        return dup(2);
+    char path[4200];
+    if (ms_snapshot_path(path, sizeof path, pattern, (long)getpid()) != 0)
+        return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        struct ms_out o;
+        ms_out_init(&o, 2);
+        ms_out_str(&o, "memshim: cannot write ");
+        ms_out_str(&o, variable);
+        ms_out_str(&o, " file ");
+        ms_out_str(&o, path);
+        ms_out_str(&o, ": ");
+        ms_out_str(&o, err == ELOOP ? "it is a symbolic link" : strerror(err));
+        ms_out_char(&o, '\n');
+        ms_out_flush(&o);
+    }
+    return fd;
+}
+
+static void write_snapshot(enum ms_snapshot_flags flags)
+{
+    int fd = open_output(ms_shim.options.snapshot, "MEMSHIM_SNAPSHOT");
+    if (fd < 0)
+        return;
+    ms_snapshot_write(fd, flags);
+    close(fd);
+}
+
+static void on_fatal_signal(int sig)
+{
+    /* Symbols are not looked up here (libdw is not async-signal-safe): raw pcs, which the
+     * report tool resolves from the modules' paths and offsets. */
+    write_snapshot(MS_SNAPSHOT_RAW);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void ms_finish_setup(void)
+{
+    if (ms_shim.options.tracemalloc == 0 || ms_shim.options.snapshot[0] == '\0')
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
+        sigaction(fatal_signals[i], &sa, NULL);
+}
+
+static void write_report(void)
+{
+    int fd = open_output(ms_shim.options.report, "MEMSHIM_REPORT");
+    if (fd < 0)
+        return;
+    struct ms_out o;
+    ms_out_init(&o, fd);
+    ms_trace_report(&o, 10);
+    ms_out_flush(&o);
+    close(fd);
+}
+
+void ms_finish_at_exit(void)
+{
+    const struct ms_options *opt = &ms_shim.options;
+    if (opt->debug)
+        ms_debug_at_exit();
+    bool tracing = opt->tracemalloc && ms_trace_is_tracing();
+    if (tracing && opt->report[0] != '\0')
+        write_report();
+    if (tracing && opt->snapshot[0] != '\0')
+        write_snapshot(MS_SNAPSHOT_SYMBOLS);
+    /* As CPython: the statistics only when pymalloc is in use. */
+    if (opt->mallocstats && opt->base != MS_BASE_MALLOC)
+        ms_pymalloc_print_stats(2);
+    if (tracing && opt->leaks) {
+        struct ms_out o;
+        ms_out_init(&o, 2);
+        long leaked = ms_leak_check(&o, NULL);
+        ms_out_flush(&o);
+        if (leaked > 0 && opt->leaks_exitcode != 0) {
+            /* exit() flushes stdio after the destructors; _exit would lose the program's
+             * buffered output, so flush it here (under the guard: stdio may allocate). */
+            ms_guard_enter();
+            fflush(NULL);
+            ms_guard_leave();
+            _exit(opt->leaks_exitcode);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Known allocation sites for the tracing tests: three leak (5 x 100 B, 1 x 2000 B,
+ * 3 x 300 B), one stays reachable from a global, one is freed.  With an argument:
+ *   fork   - a child leaks too (its own snapshot file through %p), then both exit;
+ *   crash  - dies of SIGSEGV after allocating (the snapshot must still be written);
+ *   clean  - frees everything: tracing must print nothing and exit 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void *keep;
+
+__attribute__((noinline)) char *site_a(void) { return malloc(100); }
+__attribute__((noinline)) char *site_b(void) { return malloc(2000); }
+__attribute__((noinline)) char *site_c(void) { return calloc(10, 30); }
+
+int main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "";
+    if (strcmp(what, "clean") == 0) {
+        char *p[10];
+        for (int i = 0; i < 10; i++)
+            p[i] = site_a();
+        for (int i = 0; i < 10; i++)
+            free(p[i]);
+        puts("done");
+        return 0;
+    }
+    for (int i = 0; i < 5; i++)
+        site_a();
+    site_b();
+    for (int i = 0; i < 3; i++)
+        site_c();
+    keep = malloc(777);
+    free(malloc(50));
+    if (strcmp(what, "crash") == 0)
+        raise(SIGSEGV);
+    if (strcmp(what, "fork") == 0) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            site_b();
+            exit(0);
+        }
+        int status;
+        waitpid(pid, &status, 0);
+        printf("child status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    puts("done");
+    return 0;
+}

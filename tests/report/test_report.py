@@ -303,6 +303,85 @@ class Errors(unittest.TestCase):
         self.expect_error([], "SNAPSHOT")
 
 
+class RealSnapshots(unittest.TestCase):
+    """Snapshots written by libmemshim.so around sites.c (MS_REPORT_SITES, MS_REPORT_LIB)."""
+
+    @classmethod
+    def setUpClass(cls):
+        exe, lib = os.environ.get("MS_REPORT_SITES"), os.environ.get("MS_REPORT_LIB")
+        if not exe or not lib:
+            raise unittest.SkipTest("MS_REPORT_SITES / MS_REPORT_LIB not set (meson sets them)")
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.snaps = []
+        for run_no in (1, 2):
+            path = os.path.join(cls.tmp.name, "run%d.json" % run_no)
+            env = dict(os.environ, LD_PRELOAD=lib, MEMSHIM_TRACEMALLOC="16",
+                       MEMSHIM_LEAKS="0", MEMSHIM_SNAPSHOT=path)
+            p = subprocess.run([exe, str(run_no)], env=env, capture_output=True, text=True)
+            assert p.returncode == 0 and p.stderr == "", p.stderr
+            cls.snaps.append(path)
+        cls.lines = {}
+        with open(os.path.join(HERE, "sites.c")) as f:
+            for no, line in enumerate(f, 1):
+                if "/* site: " in line:
+                    cls.lines[line.split("/* site: ")[1].split(" ")[0]] = no
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def site_lines(self, out):
+        """site name -> the text after 'sites.c:LINE: ' (file names as the compiler had them)."""
+        by_line = {v: k for k, v in self.lines.items()}
+        found = {}
+        for line in out.splitlines():
+            head, sep, body = line.partition(": ")
+            if sep and head.rpartition(":")[0].endswith("sites.c"):
+                no = int(head.rpartition(":")[2])
+                found.setdefault(by_line.get(no, no), body)
+        return found
+
+    def test_lineno(self):
+        out = ok(self, [self.snaps[0], "--include", "*sites.c"])
+        got = self.site_lines(out)
+        self.assertEqual(got["make_buffer"], "size=110 KiB, count=4, average=27.4 KiB")
+        self.assertEqual(got["grow_table"], "size=97.7 KiB, count=100, average=1000 B")
+        self.assertEqual(got["recurse"], "size=64 B, count=1, average=64 B")
+        self.assertEqual(len(got), 3, out)  # make_buffer(777) was freed
+
+    def test_cumulative(self):
+        out = ok(self, [self.snaps[0], "--cumulative", "--include", "*sites.c", "--all-frames"])
+        got = self.site_lines(out)
+        self.assertEqual(got["main_small"], "size=12.0 KiB, count=3, average=4096 B")
+        self.assertEqual(got["main_big"], "size=97.7 KiB, count=1, average=97.7 KiB")
+        self.assertEqual(got["recurse"], "size=64 B, count=1, average=64 B")
+
+    def test_traceback(self):
+        out = ok(self, [self.snaps[0], "--key", "traceback", "--no-source"])
+        self.assertRegex(out, r'  File "[^"]*sites.c", line %d, in make_buffer\n'
+                              r'  File "[^"]*sites.c", line %d, in main\n'
+                         % (self.lines["make_buffer"], self.lines["main_big"]))
+        # recurse(30): 31 levels + main, only 16 recorded.
+        self.assertRegex(out, r"  \.\.\. \d+ more frames not recorded")
+        self.assertNotIn("__libc_start", out)
+
+    def test_compare(self):
+        out = ok(self, [self.snaps[1], "--compare", self.snaps[0], "--include", "*sites.c"])
+        got = self.site_lines(out)
+        # run 2: 6 x 4096 + 100000 bytes at make_buffer, 200 x 1000 at grow_table.
+        self.assertEqual(got["make_buffer"],
+                         "size=122 KiB (+12.0 KiB), count=7 (+3), average=17.4 KiB")
+        self.assertEqual(got["grow_table"],
+                         "size=195 KiB (+97.7 KiB), count=200 (+100), average=1000 B")
+        self.assertTrue(out.startswith("[ Top 10 differences ]\ngrow_table"[:22]))
+
+    def test_collapsed(self):
+        out = ok(self, [self.snaps[0], "--format", "collapsed"])
+        self.assertIn("main;make_buffer 112288\n", out)
+        self.assertIn("main;grow_table 100000\n", out)
+        self.assertIn("[truncated];" + ";".join(["recurse"] * 16) + " 64\n", out)
+
+
 def regen():
     os.makedirs(EXPECTED, exist_ok=True)
     for name, args in CASES.items():

@@ -57,7 +57,7 @@ var W=+svg.getAttribute('data-width'), gs=svg.querySelectorAll('g[data-x]');
 function zoom(x0,w0,depth){
   for(var i=0;i<gs.length;i++){
     var g=gs[i], x=+g.getAttribute('data-x'), w=+g.getAttribute('data-w'),
-        d=+g.getAttribute('data-depth'), r=g.firstElementChild, t=g.querySelector('text');
+        d=+g.getAttribute('data-depth'), r=g.querySelector('rect'), t=g.querySelector('text');
     var inside=x>=x0-1e-9 && x+w<=x0+w0+1e-9, above=d<depth && x<=x0+1e-9 && x+w>=x0+w0-1e-9;
     if(!inside && !above){g.style.display='none';continue;}
     g.style.display='';
@@ -74,6 +74,10 @@ svg.addEventListener('click',function(e){
 });
 document.addEventListener('keydown',function(e){if(e.key==='Escape') zoom(0,1,0);});
 zoom(0,1,0);
+var m=/^#zoom=(.+)$/.exec(location.hash);  /* a link to a zoomed view: #zoom=function */
+if(m) for(var i=0;i<gs.length;i++) if(gs[i].getAttribute('data-name')===decodeURIComponent(m[1])){
+  zoom(+gs[i].getAttribute('data-x'),+gs[i].getAttribute('data-w'),+gs[i].getAttribute('data-depth'));
+  break;}
 document.body.setAttribute('data-flame','ready');
 })();
 """
@@ -280,16 +284,18 @@ def lines_table(result, total):
 def traceback_table(result, total):
     if not result:
         return '<p class="note">No live traces.</p>'
-    rows = ['<table id="sites-traceback">', HEAD % "allocation stack (click to expand)"]
+    head = HEAD.replace("<th>function</th>", "<th>called from (most recent first)</th>")
+    rows = ['<table id="sites-traceback">', head % "allocation stack (click to expand)"]
     for st in result[:TABLE_ROWS]:
         frames = trim_startup(st.frames)
         items = "".join("<li>%s</li>" % esc(format_frame(f).strip()) for f in frames)
         if st.total > len(st.frames):
             items += "<li>... %d more frames not recorded</li>" % (st.total - len(st.frames))
-        fn = st.frames[0].function if st.frames and st.frames[0].function else ""
+        calls = [f.symbol() for f in frames]
+        path = " \u2190 ".join(calls[:6]) + (" \u2190 \u2026" if len(calls) > 6 else "")
         rows.append('<tr><td class="site"><details><summary>%s</summary><ol>%s</ol></details>'
                     '</td><td class="site">%s</td>%s</tr>'
-                    % (esc(label(st)), items, esc(fn), _row_cells(st, total)))
+                    % (esc(label(st)), items, esc(path), _row_cells(st, total)))
     rows.append("</table>")
     if len(result) > TABLE_ROWS:
         rows.append('<p class="note">%d more stacks not shown.</p>' % (len(result) - TABLE_ROWS))

@@ -202,6 +202,17 @@ def run_chromium():
                        "time since tracing started (ms)", "current traced memory"):
             if needle not in dom:
                 failures.append("DOM lacks %r" % needle)
+        # Zoom (the page's #zoom=NAME does what a click does): make_buffer fills the width,
+        # grow (beside it) is hidden, main (below it) spans the width.
+        p = chromium(exe, os.path.join(d, "profile3"), "--dump-dom", url + "#zoom=make_buffer")
+        zoomed = {m.group(1): m.group(0) for m in
+                  re.finditer(r'<g [^>]*data-name="([^"]*)"[^>]*>.*?</g>', p.stdout)}
+        if not re.search(r'<rect x="0" [^>]*width="1200"', zoomed.get("make_buffer", "")):
+            failures.append("#zoom=make_buffer did not widen it: %r" % zoomed.get("make_buffer"))
+        if "display: none" not in zoomed.get("grow", ""):
+            failures.append("#zoom=make_buffer did not hide grow")
+        if "display: none" in zoomed.get("main", "display: none"):
+            failures.append("#zoom=make_buffer hid main, its caller")
         shot = os.path.join(d, "shot.png")
         p = chromium(exe, os.path.join(d, "profile2"), "--screenshot=" + shot,
                      "--window-size=1280,1800", "--hide-scrollbars", url)

@@ -300,6 +300,7 @@ class Errors(unittest.TestCase):
         self.expect_error([a, "--key", "bogus"], "--key")
         self.expect_error([a, "--limit", "-1"], "--limit")
         self.expect_error([a, "--compare", a, "--format", "collapsed"], "--compare")
+        self.expect_error([a, "--compare", a, "--html", "/dev/null"], "--compare")
         self.expect_error([], "SNAPSHOT")
 
 

@@ -161,6 +161,22 @@ class Expected(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn('  File "demo.c", line 12, in make_buffer\n    char *p = malloc(n);\n', out)
 
+    def test_names_that_the_terminal_cannot_encode(self):
+        with open(os.path.join(FIX, "a.json")) as f:
+            s = json.load(f)
+        s["frames"][0]["function"] = "caf\u00e9"
+        s["frames"][1]["function"] = "evil\u001b[2J"  # control characters are cleaned
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "u.json")
+            with open(path, "w") as f:
+                json.dump(s, f)
+            p = subprocess.run(["/usr/bin/python3", SCRIPT, path, "--key", "traceback"],
+                               capture_output=True, text=True,
+                               env=dict(os.environ, PYTHONIOENCODING="ascii"))
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertIn(", in caf\\xe9\n", p.stdout)
+        self.assertIn(", in evil?[2J\n", p.stdout)
+
     def test_help_explains_every_option(self):
         rc, out, err = run(["--help"])
         self.assertEqual(rc, 0)

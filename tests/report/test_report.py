@@ -333,7 +333,8 @@ class RealSnapshots(unittest.TestCase):
         for run_no in (1, 2):
             path = os.path.join(cls.tmp.name, "run%d.json" % run_no)
             env = dict(os.environ, LD_PRELOAD=lib, MEMSHIM_TRACEMALLOC="16",
-                       MEMSHIM_LEAKS="0", MEMSHIM_SNAPSHOT=path)
+                       MEMSHIM_LEAKS="0", MEMSHIM_SNAPSHOT=path,
+                       MEMSHIM_REPORT=path[:-5] + ".txt")
             p = subprocess.run([exe, str(run_no)], env=env, capture_output=True, text=True)
             assert p.returncode == 0 and p.stderr == "", p.stderr
             cls.snaps.append(path)
@@ -357,6 +358,15 @@ class RealSnapshots(unittest.TestCase):
                 no = int(head.rpartition(":")[2])
                 found.setdefault(by_line.get(no, no), body)
         return found
+
+    def test_same_as_the_report_at_exit(self):
+        # The library's own MEMSHIM_REPORT and this tool agree line for line.
+        with open(self.snaps[0][:-5] + ".txt") as f:
+            at_exit = f.read().splitlines()
+        out = ok(self, [self.snaps[0]]).splitlines()
+        self.assertTrue(at_exit[-2].startswith("Current traced memory: "), at_exit)
+        self.assertEqual(at_exit[:-2], out[:-1])
+        self.assertGreaterEqual(len(out), 4)
 
     def test_lineno(self):
         out = ok(self, [self.snaps[0], "--include", "*sites.c"])

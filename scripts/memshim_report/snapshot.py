@@ -268,8 +268,13 @@ def _read(path):
         raise SnapshotError("%s: %s" % (path, e.strerror or e))
 
 
-def load(path):
-    """Reads and checks the snapshot at path; raises SnapshotError."""
+def _clean(text):
+    return _UNSAFE.sub("?", text)
+
+
+def load(path, symbolize=False):
+    """Reads and checks the snapshot at path; raises SnapshotError.  symbolize: name the
+    raw frames (module + offset only, as written from a fatal signal) with addr2line."""
     data = _read(path)
     top = _parse(path, data)
     if type(top) is not dict:
@@ -290,6 +295,9 @@ def load(path):
     for k in ("current", "peak", "traces"):
         snap.totals[k] = _uint(path, "totals.%s" % k, _field(path, "\"totals\"", totals, k))
     frames = _read_frames(path, top)
+    if symbolize:
+        from . import symbolize as sym
+        sym.resolve(frames, Frame, _clean)
     _read_tracebacks(path, top, frames, snap)
     _read_traces(path, top, snap)
     _read_timeline(path, top, snap)

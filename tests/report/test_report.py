@@ -12,6 +12,7 @@
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -330,13 +331,13 @@ class RealSnapshots(unittest.TestCase):
             raise unittest.SkipTest("MS_REPORT_SITES / MS_REPORT_LIB not set (meson sets them)")
         cls.tmp = tempfile.TemporaryDirectory()
         cls.snaps = []
-        for run_no in (1, 2):
+        for run_no in (1, 2, 3):
             path = os.path.join(cls.tmp.name, "run%d.json" % run_no)
             env = dict(os.environ, LD_PRELOAD=lib, MEMSHIM_TRACEMALLOC="16",
                        MEMSHIM_LEAKS="0", MEMSHIM_SNAPSHOT=path,
                        MEMSHIM_REPORT=path[:-5] + ".txt")
             p = subprocess.run([exe, str(run_no)], env=env, capture_output=True, text=True)
-            assert p.returncode == 0 and p.stderr == "", p.stderr
+            assert p.returncode == (-11 if run_no == 3 else 0) and p.stderr == "", p.stderr
             cls.snaps.append(path)
         cls.lines = {}
         with open(os.path.join(HERE, "sites.c")) as f:
@@ -367,6 +368,20 @@ class RealSnapshots(unittest.TestCase):
         self.assertTrue(at_exit[-2].startswith("Current traced memory: "), at_exit)
         self.assertEqual(at_exit[:-2], out[:-1])
         self.assertGreaterEqual(len(out), 4)
+
+    def test_crash_snapshot_symbolised(self):
+        # Written from the SIGSEGV handler: module + offset only; addr2line names them.
+        with open(self.snaps[2]) as f:
+            self.assertIsNone(json.load(f)["frames"][0]["file"])
+        if shutil.which("addr2line") is None:
+            self.skipTest("no addr2line (binutils)")
+        out = ok(self, [self.snaps[2], "--include", "*sites.c"])
+        self.assertEqual(self.site_lines(out), self.site_lines(ok(self, [self.snaps[0]])))
+        out = ok(self, [self.snaps[2], "--key", "traceback", "--no-source"])
+        self.assertRegex(out, r'  File "[^"]*sites.c", line %d, in make_buffer\n'
+                         % self.lines["make_buffer"])
+        raw = ok(self, [self.snaps[2], "--no-symbolize"])
+        self.assertRegex(raw, r"\n\S*report_sites\+0x[0-9a-f]+: size=110 KiB, count=4,")
 
     def test_lineno(self):
         out = ok(self, [self.snaps[0], "--include", "*sites.c"])

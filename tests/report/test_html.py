@@ -73,6 +73,12 @@ class Page(unittest.TestCase):
         # Self-contained: nothing fetched, no external reference.
         self.assertNotRegex(page, r'(src|href)=|@import|url\(|https?://(?!www\.w3\.org/2000/svg)')
 
+    def test_empty_snapshot(self):
+        with tempfile.TemporaryDirectory() as d:
+            page = render(os.path.join(FIX, "empty.json"), os.path.join(d, "e.html"))
+        self.assertIn("No live bytes in the snapshot", page)
+        self.assertIn("no timeline to chart", page)
+
     def test_hostile_names_escaped(self):
         with open(os.path.join(FIX, "a.json")) as f:
             s = json.load(f)

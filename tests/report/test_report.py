@@ -127,6 +127,12 @@ class Expected(unittest.TestCase):
         out = ok(self, fixture_args(["A", "--cumulative", "--limit", "0"]))
         self.assertIn("demo.c:40: size=256 B, count=4, average=64 B\n", out)
 
+    def test_empty_snapshot(self):
+        empty = os.path.join(FIX, "empty.json")
+        self.assertEqual(ok(self, [empty]), "[ Top 10 ]\nTotal allocated size: 0 B\n")
+        self.assertEqual(ok(self, [empty, "--format", "json"]), "[]\n")
+        self.assertEqual(ok(self, [empty, "--format", "collapsed"]), "")
+
     def test_other_line(self):
         out = ok(self, fixture_args(["A", "--limit", "2"]))
         # 3 lines left: 256 + 40 + 20 bytes in 4 + 2 + 1 blocks.

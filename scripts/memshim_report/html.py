@@ -34,8 +34,8 @@ h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ccc;padding-bottom:
 .card b{display:block;font-size:22px} .card span{color:#666;font-size:12px}
 table{border-collapse:collapse;background:#fff;width:100%}
 th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#eceff1;font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
-td.site{font-family:ui-monospace,monospace;word-break:break-all}
+th{background:#eceff1;font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.site{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 .bar{background:#ef6c00;height:8px;border-radius:2px;min-width:1px}
 details summary{cursor:pointer;font-family:ui-monospace,monospace}
 details ol{margin:4px 0 8px;padding-left:28px;font-family:ui-monospace,monospace;font-size:12px}

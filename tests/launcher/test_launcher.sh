@@ -96,7 +96,7 @@ grep -q "^memshim: --malloc=fast: invalid MEMSHIM_MALLOC value 'fast'" <<<"$err"
 # --help: exit 0, every option of the synopsis explained.
 out=$("$memshim" --help); check "--help status" 0 $?
 for opt in --debug --malloc= --trace --stats --leaks --no-leaks --leaks-exitcode= --arena-size= \
-           --quarantine= --break-serial= --snapshot= --report= --html= Example:; do
+           --quarantine= --break-serial= --snapshot= --report= --html= example:; do
   grep -q -e "$opt" <<<"$out" && pass || fail "--help does not mention $opt"
 done
 finish

@@ -36,6 +36,9 @@ check "--debug --no-leaks --trace=2" "MEMSHIM_LEAKS=0 MEMSHIM_MALLOC=debug MEMSH
 # The variables really reach the library: --report writes the top-10 file.
 "$memshim" --report="$tmp/top.txt" "$probe" alloc >/dev/null 2>&1
 grep -q '^\[ Top 10 \]' "$tmp/top.txt" 2>/dev/null && pass || fail "--report wrote no [ Top 10 ] report"
+# The launcher's own checks run nothing under the options: one run, one snapshot.
+"$memshim" --snapshot="$tmp/one-%p.json" --report="$tmp/one.txt" "$probe" exit 0 2>/dev/null
+check "snapshots of one run" 1 "$(ls "$tmp" | grep -c '^one-[0-9]*\.json$')"
 # --trace alone prints the summary on stderr (top sites and current/peak).
 out=$("$memshim" --trace "$probe" alloc 2>&1 >/dev/null)
 grep -q 'probe.c:[0-9]*: size=' <<<"$out" && grep -q '^Peak traced memory:' <<<"$out" && pass ||

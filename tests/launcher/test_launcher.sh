@@ -92,6 +92,8 @@ bad --leaks-exitcode=300
 bad --stats=1
 bad --snapshot
 bad --html=
+err=$("$memshim" --debug 2>&1 >/dev/null); check "options without a program" 2 $?
+grep -q "no PROGRAM" <<<"$err" && pass || fail "options without a program: [$err]"
 err=$("$memshim" --malloc=fast "$probe" exit 0 2>&1 >/dev/null)
 grep -q "^memshim: --malloc=fast: invalid MEMSHIM_MALLOC value 'fast'" <<<"$err" && pass ||
   fail "--malloc=fast message: $err"

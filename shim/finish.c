@@ -113,7 +113,9 @@ void ms_finish_at_exit(void)
     /* As CPython: the statistics only when pymalloc is in use. */
     if (opt->mallocstats && opt->base != MS_BASE_MALLOC)
         ms_pymalloc_print_stats(2);
-    if (tracing && opt->leaks) {
+    /* Programs that close stderr before exit (coreutils does) cannot be told about leaks;
+     * changing their exit status without a word would be worse than saying nothing. */
+    if (tracing && opt->leaks && fcntl(2, F_GETFD) != -1) {
         struct ms_out o;
         ms_out_init(&o, 2);
         long leaked = ms_leak_check(&o, NULL);

@@ -24,6 +24,12 @@ grep -q '^memshim: leaked 3400 bytes in 9 blocks from 3 allocation sites; still 
 run "$leaky" clean >/dev/null 2>"$tmp/err"; rc=$?
 [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] && ok || bad "clean program: rc $rc, stderr: $(cat "$tmp/err")"
 
+# A forked child that leaks reports its own leaks and exits 23; the parent sees that.
+out=$(run "$leaky" fork 2>"$tmp/err"); rc=$?
+grep -q '^child status 23$' <<<"$out" && ok || bad "fork: child leak status: $out"
+n=$(grep -Ec '^memshim: leak of (8000 bytes in 4|10000 bytes in 5) blocks' "$tmp/err")
+[ "$n" -eq 1 ] && [ "$rc" -eq 23 ] && ok || bad "fork: $n reports of the child's own leak (want 1), parent rc $rc"
+
 MEMSHIM_LEAKS=0 run "$leaky" >/dev/null 2>"$tmp/err"; rc=$?
 [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] && ok || bad "MEMSHIM_LEAKS=0: rc $rc"
 MEMSHIM_LEAKS_EXITCODE=0 run "$leaky" >/dev/null 2>"$tmp/err"; rc=$?

@@ -27,7 +27,8 @@ struct leaf {
 };
 
 static struct blockmap_state {
-    _Atomic(struct leaf *) *root;              /* ROOT_ENTRIES pointers */
+    /* ROOT_ENTRIES pointers; read without the lock, so published with release */
+    _Atomic(struct leaf *) *_Atomic root;
     struct ms_spin grow_lock;                  /* root creation and new leaves */
     struct leaf *leaves[MAX_LEAVES];           /* every leaf, for walks */
     _Atomic size_t nleaves;
@@ -40,7 +41,7 @@ static struct blockmap_state {
 
 static inline struct leaf *leaf_of(uintptr_t p)
 {
-    _Atomic(struct leaf *) *root = M.root;
+    _Atomic(struct leaf *) *root = atomic_load_explicit(&M.root, memory_order_acquire);
     if (root == NULL)
         return NULL;
     return atomic_load_explicit(&root[p >> LEAF_SHIFT], memory_order_acquire);
@@ -55,18 +56,21 @@ static struct leaf *make_leaf(uintptr_t p)
 {
     struct leaf *l = NULL;
     ms_spin_lock(&M.grow_lock);
-    if (M.root == NULL)
-        M.root = ms_os_map(ROOT_ENTRIES * sizeof *M.root);
+    _Atomic(struct leaf *) *root = atomic_load_explicit(&M.root, memory_order_relaxed);
+    if (root == NULL) {
+        root = ms_os_map(ROOT_ENTRIES * sizeof *root);
+        atomic_store_explicit(&M.root, root, memory_order_release);
+    }
     size_t n = atomic_load_explicit(&M.nleaves, memory_order_relaxed);
-    if (M.root != NULL) {
-        l = atomic_load_explicit(&M.root[p >> LEAF_SHIFT], memory_order_relaxed);
+    if (root != NULL) {
+        l = atomic_load_explicit(&root[p >> LEAF_SHIFT], memory_order_relaxed);
         if (l == NULL && n < MAX_LEAVES) {
             l = ms_os_map(sizeof *l);
             if (l != NULL) {
                 l->first = p & ~(((uintptr_t)1 << LEAF_SHIFT) - 1);
                 M.leaves[n] = l;
                 atomic_store_explicit(&M.nleaves, n + 1, memory_order_release);
-                atomic_store_explicit(&M.root[p >> LEAF_SHIFT], l, memory_order_release);
+                atomic_store_explicit(&root[p >> LEAF_SHIFT], l, memory_order_release);
             }
         }
     }

@@ -215,8 +215,9 @@ static void write_frames(struct ms_snapshot_writer *w, enum ms_snapshot_flags fl
     for (size_t id = 0; id < w->frames.n; id++) {
         uintptr_t pc = w->frames.pcs[id];
         struct ms_symbol s = { 0 };
+        /* Out here: s.module may point into m.exe, and is read below. */
+        struct ms_raw_module m = { .pc = pc - 1 };
         if (flags & MS_SNAPSHOT_RAW) {
-            struct ms_raw_module m = { .pc = pc - 1 };
             dl_iterate_phdr(find_raw_module, &m);
             if (m.found) {
                 s.module = m.name;

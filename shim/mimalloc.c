@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "libc.h"
 
@@ -30,6 +31,14 @@ static bool is_mimalloc_block(const void *p)
 {
     return mi.is_in_heap_region(p);
 }
+
+/* Blocks mimalloc 2.0 maps outside its regions (measured with Debian's 2.0.9: sizes above
+ * 1020 MiB, alignments of 64 MiB and more) are not recognised by mi_is_in_heap_region, so
+ * their free went to the C library and aborted ("free(): invalid pointer", found by
+ * tests/stress/hostile.c; malloc(1 GiB) + free was enough).  Such requests go to the C
+ * library from the start, which maps them directly anyway. */
+#define MS_MI_MAX_SIZE ((size_t)512 << 20)
+#define MS_MI_MAX_ALIGN ((size_t)16 << 20)
 
 /* mimalloc aligns blocks under 16 bytes to 8 only; every pointer memshim hands out is
  * 16-byte aligned, so small requests are rounded up. */
@@ -50,6 +59,8 @@ static void *or_enomem(void *p)
 static void *mi_malloc_ctx(void *ctx, size_t size)
 {
     (void)ctx;
+    if (size > MS_MI_MAX_SIZE)
+        return __libc_malloc(size);
     return or_enomem(mi.malloc(at_least_16(size)));
 }
 
@@ -59,6 +70,8 @@ static void *mi_calloc_ctx(void *ctx, size_t nelem, size_t elsize)
     size_t total;
     if (__builtin_mul_overflow(nelem, elsize, &total))
         return or_enomem(NULL);
+    if (total > MS_MI_MAX_SIZE)
+        return __libc_calloc(total, 1);
     return or_enomem(mi.calloc(at_least_16(total), 1));
 }
 
@@ -67,6 +80,16 @@ static void *mi_realloc_ctx(void *ctx, void *ptr, size_t new_size)
     (void)ctx;
     if (ptr != NULL && !is_mimalloc_block(ptr))
         return __libc_realloc(ptr, new_size ? new_size : 1);
+    if (new_size > MS_MI_MAX_SIZE) {
+        /* Out of mimalloc's reach: the block moves to the C library. */
+        void *q = __libc_malloc(new_size);
+        if (q != NULL && ptr != NULL) {
+            size_t old = mi.usable_size(ptr);
+            memcpy(q, ptr, old < new_size ? old : new_size);
+            mi.free(ptr);
+        }
+        return q;
+    }
     /* mi_realloc(p, 0) keeps a block (unlike glibc), as the layers' contract wants. */
     return or_enomem(mi.realloc(ptr, at_least_16(new_size)));
 }
@@ -88,6 +111,8 @@ static void *mi_memalign_ctx(void *ctx, size_t alignment, size_t size)
     /* Debian's mimalloc 2.0.9 returns misaligned blocks when size is a multiple of an
      * alignment of 256 or more (its fast path assumes such blocks are naturally aligned:
      * mi_malloc_aligned(512, 256) gave ...780).  One more byte takes the exact path. */
+    if (alignment > MS_MI_MAX_ALIGN || size > MS_MI_MAX_SIZE)
+        return __libc_memalign(alignment, size);
     if (size % alignment == 0 && size < SIZE_MAX)
         size++;
     return or_enomem(mi.malloc_aligned(at_least_16(size), alignment));

@@ -246,6 +246,19 @@ static bool is_foreign(void *ptr, size_t *size)
 
 /* ---- making blocks ----------------------------------------------------------------- */
 
+static void release_all_quarantined(void);
+
+/* Out of memory: the quarantine is a luxury, and the blocks it holds can pin far more than
+ * its budget (a queued block at the top of the C library's heap stops it from trimming).
+ * Empty it, then the caller retries once more; false when there was nothing to give back. */
+static bool reclaim_quarantine(void)
+{
+    if (ms_quarantine_count() == 0)
+        return false;
+    release_all_quarantined();
+    return true;
+}
+
 /* Decorate p, enter it in the table, honour the break.  base is what lower returned. */
 static void *publish(uint8_t *base, uint8_t *p, size_t n, char api, unsigned align_log2,
                      uint64_t serial)
@@ -270,7 +283,10 @@ static void *alloc_block(char api, size_t n, bool zero)
         return NULL;
     size_t total = n + MS_DEBUG_OVERHEAD;
     const struct ms_allocator *lo = lower_of(api);
-    uint8_t *base = zero ? lo->calloc(lo->ctx, 1, total) : lo->malloc(lo->ctx, total);
+    uint8_t *base;
+    do
+        base = zero ? lo->calloc(lo->ctx, 1, total) : lo->malloc(lo->ctx, total);
+    while (base == NULL && reclaim_quarantine());
     if (base == NULL)
         return NULL;
     uint8_t *p = base + MS_DEBUG_HEAD;
@@ -302,7 +318,10 @@ static void *debug_memalign(void *ctx, size_t alignment, size_t n)
     if ((alignment & (alignment - 1)) != 0 || alignment > MS_DEBUG_MAX_REQUEST
         || n > MS_DEBUG_MAX_REQUEST || lo->memalign == NULL)
         return NULL;
-    uint8_t *base = lo->memalign(lo->ctx, alignment, alignment + n + MS_DEBUG_TAIL);
+    uint8_t *base;
+    do
+        base = lo->memalign(lo->ctx, alignment, alignment + n + MS_DEBUG_TAIL);
+    while (base == NULL && reclaim_quarantine());
     if (base == NULL)
         return NULL;
     uint8_t *p = base + alignment;
@@ -451,7 +470,10 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
         memset(tail - ERASED_SIZE, MS_DEADBYTE, ERASED_SIZE + MS_DEBUG_TAIL);
     }
 
-    uint8_t *r = lo->realloc(lo->ctx, head, n + MS_DEBUG_OVERHEAD);
+    uint8_t *r;
+    do
+        r = lo->realloc(lo->ctx, head, n + MS_DEBUG_OVERHEAD);
+    while (r == NULL && reclaim_quarantine());
     size_t now = n;
     if (r == NULL)
         now = old;
@@ -539,6 +561,11 @@ void ms_debug_at_exit(void)
 }
 
 void ms_debug_flush_quarantine(void)
+{
+    release_all_quarantined();
+}
+
+static void release_all_quarantined(void)
 {
     struct ms_quarantine_rec victims[VICTIM_BATCH];
     size_t n;

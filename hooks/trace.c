@@ -14,7 +14,12 @@
  * and the first probe of a slot is a cache miss that showed as 80% of trace_insert's and
  * trace_remove's time (perf, python3 objects.py).  So the load stays at most 1/2 (short
  * probe runs: one line touched in the common case), and malloc prefetches its slot before
- * the stack capture, which hides the miss.
+ * the stack capture, which hides the miss.  Frees cannot prefetch (the address is known
+ * only at the call), so the hash keeps neighbours together instead: the blocks of one
+ * 512-byte region have consecutive home slots (the region is hashed, the offset in it is
+ * added), and a program freeing neighbouring objects one after another (Python's gc, a
+ * tree's destructor) finds their entries in lines it has just touched.  trace_remove went
+ * from 14% to 9% of python3 objects.py's samples (perf).
  *
  * Ordering against the lower allocator: a trace is added after the lower malloc returned
  * (the address is ours until freed) and removed before the lower free (once freed, another
@@ -38,6 +43,7 @@
 #define MS_TRACE_SHARD_BITS 6
 #define MS_TRACE_SHARDS (1u << MS_TRACE_SHARD_BITS)
 #define MS_TRACE_MIN_SLOTS 512
+#define MS_TRACE_REGION_BITS 9 /* see the top comment: neighbours share lines */
 #define MS_TRACE_BIG_SIZE UINT32_MAX /* sizes from here on live in the side table */
 
 struct ms_trace_entry {
@@ -149,8 +155,9 @@ static void account_sub(size_t size)
 
 static uint64_t addr_hash(uintptr_t addr)
 {
-    uint64_t h = (uint64_t)addr * 0x9e3779b97f4a7c15ull;
-    return h ^ (h >> 29);
+    uint64_t h = (uint64_t)(addr >> MS_TRACE_REGION_BITS) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+    return h + ((addr >> 4) & ((1u << (MS_TRACE_REGION_BITS - 4)) - 1));
 }
 
 static struct ms_trace_shard *shard_of(uint64_t h)

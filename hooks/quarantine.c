@@ -39,6 +39,8 @@ static inline size_t charge_of(const struct ms_quarantine_rec *r)
     return ms_livetab_end(&r->e) - ms_livetab_base(&r->e) + sizeof *r;
 }
 
+#define PREFETCH_AHEAD 8 /* victims; a free pops about one */
+
 static inline struct ms_quarantine_rec *at(size_t i)
 {
     return &Q.ring[(Q.head + i) & (Q.cap - 1)];
@@ -72,9 +74,18 @@ static size_t pop_locked(struct ms_quarantine_rec *victims, size_t max, size_t k
         Q.count--;
         n++;
     }
-    /* The next victim's memory is read by the verifier soon: start fetching it now. */
-    if (Q.count > 0)
-        __builtin_prefetch((const void *)ms_livetab_base(&at(0)->e));
+    /* Victims' memory is cold (the budget is far bigger than the caches) and the verifier
+     * reads all of it: start fetching a victim a few frees before it leaves, whole lines
+     * up to the first 512 bytes.  (Prefetching only the next victim's first line left the
+     * verifier waiting on memory for a quarter of debug churn's time.) */
+    if (Q.count > PREFETCH_AHEAD) {
+        const struct ms_livetab_entry *e = &at(PREFETCH_AHEAD)->e;
+        uintptr_t lo = ms_livetab_base(e), hi = ms_livetab_end(e);
+        if (hi - lo > 512)
+            hi = lo + 512;
+        for (uintptr_t a = lo & ~(uintptr_t)63; a < hi; a += 64)
+            __builtin_prefetch((const void *)a);
+    }
     return n;
 }
 

@@ -179,8 +179,14 @@ void ms_arena_give_pool(struct ms_core *c, struct ms_pool *p)
         size_t page = ms_os_page_size();
         /* Crossing the mark: the pools that emptied before it are discarded too. */
         struct ms_pool *until = nf * 2 - 1 <= a->ntotalpools + 1 ? NULL : p->next;
-        for (struct ms_pool *q = p; q != until && page < MS_POOL_SIZE; q = q->next)
+        for (struct ms_pool *q = p; q != until && page < MS_POOL_SIZE; q = q->next) {
             ms_os_discard((char *)q + page, MS_POOL_SIZE - page);
+            /* Its free list ran through the discarded pages, which now read as zero:
+             * if the pool serves its class again, it carves from the start.  (Keeping the
+             * list lost blocks and broke the pool count: found by fuzz_debug.) */
+            q->freeblock = NULL;
+            q->nextoffset = MS_POOL_OVERHEAD;
+        }
     }
     if (nf == 1) {
         /* It was full (on no list): it becomes the head, the fullest usable arena. */

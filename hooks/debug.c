@@ -47,8 +47,9 @@ static struct debug_state {
     struct debug_api apis[NAPIS];
 } S = {
     .cfg = { .fd = 2 },
-    .apis = { { MS_DEBUG_API_RAW }, { MS_DEBUG_API_MEM }, { MS_DEBUG_API_OBJ },
-              { MS_DEBUG_API_NEW }, { MS_DEBUG_API_NEW_ARRAY } },
+    .apis = { { .id = MS_DEBUG_API_RAW }, { .id = MS_DEBUG_API_MEM },
+              { .id = MS_DEBUG_API_OBJ }, { .id = MS_DEBUG_API_NEW },
+              { .id = MS_DEBUG_API_NEW_ARRAY } },
 };
 
 static inline char api_of(void *ctx)

@@ -219,7 +219,7 @@ static inline __attribute__((always_inline)) void spill_registers(uintptr_t *reg
 #endif
 }
 
-/* Scans the stack from stack_from (the frame of ms_leak_check's caller: the scan's own
+/* Scans the stack from stack_from (at most the frame of ms_leak_check's caller: the scan's own
  * frames are left out, since their unused slots hold stale copies of every block address
  * the scan has handled) to the top, the saved registers and the thread control block. */
 static void scan_this_thread(struct ms_leak_scan *s, uintptr_t stack_from, const uintptr_t *regs)
@@ -460,11 +460,13 @@ static int block_tb_before(const void *a, const void *b)
     return ((const struct ms_leak_block *)a)->tb < ((const struct ms_leak_block *)b)->tb;
 }
 
-__attribute__((noinline)) long ms_leak_check(struct ms_out *o, struct ms_leak_summary *summary)
+__attribute__((noinline)) long ms_leak_check(struct ms_out *o, struct ms_leak_summary *summary,
+                                             uintptr_t stack_from)
 {
     uintptr_t regs[MS_LEAK_REGS];
     spill_registers(regs);
-    uintptr_t stack_from = (uintptr_t)__builtin_frame_address(0);
+    if (stack_from == 0)
+        stack_from = (uintptr_t)__builtin_frame_address(0);
     struct ms_leak_summary sum = { 0 };
     if (summary)
         *summary = sum;

@@ -19,6 +19,7 @@
 #define MS_LEAK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fmt.h"
 
@@ -32,7 +33,10 @@ struct ms_leak_summary {
 
 /* Scans and, when something leaked, prints the report to o (nothing otherwise).  Returns
  * the number of leaked blocks (the shim turns a non-zero result into the exit status), or
- * -1 when it could not scan (not tracing, or no memory for the scan). */
-long ms_leak_check(struct ms_out *o, struct ms_leak_summary *summary);
+ * -1 when it could not scan (not tracing, or no memory for the scan).  This thread's stack
+ * is scanned from stack_from up; 0 means from the caller's frame, locals included.  A
+ * caller whose own locals may hold stale block addresses (an uninitialised buffer) passes
+ * its __builtin_frame_address(0), which lies above them. */
+long ms_leak_check(struct ms_out *o, struct ms_leak_summary *summary, uintptr_t stack_from);
 
 #endif

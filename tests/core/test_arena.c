@@ -190,3 +190,29 @@ Test(arena, transfer_lists_reclaimed_before_a_new_arena)
     cr_assert_eq(fake_arenas.nalloc, 1, "the transfer list was given back instead");
     cr_assert_eq(d->n, 0);
 }
+
+/* Empty pools of a mostly free arena give their pages back; the free list that ran through
+ * those pages is gone, so a pool reused for its old class must carve from the start. */
+Test(arena, discarded_pools_start_afresh)
+{
+    core_setup(ASZ, false);
+    struct ms_pool *pools[16];
+    for (int i = 0; i < 16; i++) {
+        pools[i] = take_pool();
+        pools[i]->szidx = 3;
+        pools[i]->count = 0;
+        /* A free list whose head lies in the pool's second page, as after frees. */
+        void **b = (void **)((char *)pools[i] + MS_POOL_SIZE / 2);
+        *b = NULL;
+        pools[i]->freeblock = b;
+        pools[i]->nextoffset = MS_POOL_SIZE / 2 + 64;
+    }
+    for (int i = 0; i < 12; i++)
+        give_pool(pools[i]);    /* 12 of 16 free: past half, so the empty ones are discarded */
+    for (int i = 0; i < 12; i++) {
+        cr_assert_null(pools[i]->freeblock, "pool %d kept a list through discarded pages", i);
+        cr_assert_eq(pools[i]->nextoffset, MS_POOL_OVERHEAD);
+    }
+    for (int i = 12; i < 16; i++)
+        cr_assert_not_null(pools[i]->freeblock, "pools in use are left alone");
+}

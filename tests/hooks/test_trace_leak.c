@@ -93,7 +93,7 @@ Test(trace_leak, three_sites_leak_the_rest_is_reachable, .init = setup)
     struct ms_out o;
     ms_out_init(&o, -1);
     struct ms_leak_summary sum;
-    long leaked = ms_leak_check(&o, &sum);
+    long leaked = ms_leak_check(&o, &sum, 0);
     char expect[1024];
     snprintf(expect, sizeof expect,
              "memshim: leak of 1000 bytes in 1 block, allocated at (most recent call first):\n"
@@ -124,7 +124,7 @@ Test(trace_leak, no_leak_prints_nothing, .init = setup)
     struct ms_out o;
     ms_out_init(&o, -1);
     struct ms_leak_summary sum;
-    cr_assert_eq(ms_leak_check(&o, &sum), 0);
+    cr_assert_eq(ms_leak_check(&o, &sum, 0), 0);
     cr_assert_eq(o.len, 0);
     cr_assert_eq(sum.reachable_blocks, 4);
     cr_assert_eq(sum.reachable_bytes, 64 + 32 + 200 + 16);
@@ -134,7 +134,7 @@ Test(trace_leak, not_tracing)
 {
     struct ms_out o;
     ms_out_init(&o, -1);
-    cr_assert_eq(ms_leak_check(&o, NULL), -1);
+    cr_assert_eq(ms_leak_check(&o, NULL, 0), -1);
     cr_assert_eq(o.len, 0);
 }
 
@@ -168,7 +168,7 @@ Test(trace_leak, blocked_threads_stacks_and_tls_are_roots, .init = setup)
     struct ms_out o;
     ms_out_init(&o, -1);
     struct ms_leak_summary sum;
-    cr_assert_eq(ms_leak_check(&o, &sum), 0, "%s", collected(&o));
+    cr_assert_eq(ms_leak_check(&o, &sum, 0), 0, "%s", collected(&o));
     cr_assert_eq(sum.reachable_blocks, 2);
     cr_assert_eq(sum.reachable_bytes, 77 + 33);
     write(wake[1], &c, 1);

@@ -5,7 +5,10 @@
  *   fork   - a child leaks 5 x 2000 B more (its own report, its own snapshot file through
  *            %p), then both exit;
  *   crash  - dies of SIGSEGV after allocating (the snapshot must still be written);
- *   clean  - frees everything: tracing must print nothing and exit 0.
+ *   clean  - frees everything: tracing must print nothing and exit 0;
+ *   last   - leaks one block as the very last allocation before exit (nothing printed
+ *            after it: stale copies of its address in memshim's own exit-time frames once
+ *            passed for roots).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -20,9 +23,21 @@ __attribute__((noinline)) char *site_a(void) { return malloc(100); }
 __attribute__((noinline)) char *site_b(void) { return malloc(2000); }
 __attribute__((noinline)) char *site_c(void) { return calloc(10, 30); }
 
+/* Overwrites the stack below main's frame, where the leaked pointer's own copies were. */
+__attribute__((noinline)) static void scrub(void)
+{
+    volatile char junk[512];
+    memset((char *)junk, 0, sizeof junk);
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
+    if (strcmp(what, "last") == 0) {
+        memset(site_a(), 1, 100);
+        scrub();
+        return 0;
+    }
     if (strcmp(what, "clean") == 0) {
         char *p[10];
         for (int i = 0; i < 10; i++)

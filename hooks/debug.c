@@ -247,8 +247,6 @@ static bool is_foreign(void *ptr, size_t *size)
 
 /* ---- making blocks ----------------------------------------------------------------- */
 
-static void release_all_quarantined(void);
-
 /* Out of memory: the quarantine is a luxury, and the blocks it holds can pin far more than
  * its budget (a queued block at the top of the C library's heap stops it from trimming).
  * Empty it, then the caller retries once more; false when there was nothing to give back. */
@@ -256,7 +254,7 @@ static bool reclaim_quarantine(void)
 {
     if (ms_quarantine_count() == 0)
         return false;
-    release_all_quarantined();
+    ms_debug_flush_quarantine();
     return true;
 }
 
@@ -562,11 +560,6 @@ void ms_debug_at_exit(void)
 }
 
 void ms_debug_flush_quarantine(void)
-{
-    release_all_quarantined();
-}
-
-static void release_all_quarantined(void)
 {
     struct ms_quarantine_rec victims[VICTIM_BATCH];
     size_t n;

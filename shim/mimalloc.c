@@ -25,7 +25,6 @@ static struct {
     void *(*malloc_aligned)(size_t, size_t);
     size_t (*usable_size)(const void *);
     bool (*is_in_heap_region)(const void *);
-    void (*collect)(bool force);
 } mi;
 
 static bool is_mimalloc_block(const void *p)
@@ -57,27 +56,12 @@ static void *or_enomem(void *p)
     return p;
 }
 
-/* mimalloc keeps freed pages for a while before it gives them back; when a request fails
- * (an address-space limit), make it give them back now and let the caller try once more. */
-static bool collected_once(int *tries)
-{
-    if ((*tries)++ != 0 || mi.collect == NULL)
-        return false;
-    mi.collect(true);
-    return true;
-}
-
 static void *mi_malloc_ctx(void *ctx, size_t size)
 {
     (void)ctx;
     if (size > MS_MI_MAX_SIZE)
         return __libc_malloc(size);
-    void *p;
-    int tries = 0;
-    do
-        p = mi.malloc(at_least_16(size));
-    while (p == NULL && collected_once(&tries));
-    return or_enomem(p);
+    return or_enomem(mi.malloc(at_least_16(size)));
 }
 
 static void *mi_calloc_ctx(void *ctx, size_t nelem, size_t elsize)
@@ -88,12 +72,7 @@ static void *mi_calloc_ctx(void *ctx, size_t nelem, size_t elsize)
         return or_enomem(NULL);
     if (total > MS_MI_MAX_SIZE)
         return __libc_calloc(total, 1);
-    void *p;
-    int tries = 0;
-    do
-        p = mi.calloc(at_least_16(total), 1);
-    while (p == NULL && collected_once(&tries));
-    return or_enomem(p);
+    return or_enomem(mi.calloc(at_least_16(total), 1));
 }
 
 static void *mi_realloc_ctx(void *ctx, void *ptr, size_t new_size)
@@ -112,12 +91,7 @@ static void *mi_realloc_ctx(void *ctx, void *ptr, size_t new_size)
         return q;
     }
     /* mi_realloc(p, 0) keeps a block (unlike glibc), as the layers' contract wants. */
-    void *p;
-    int tries = 0;
-    do
-        p = mi.realloc(ptr, at_least_16(new_size));
-    while (p == NULL && collected_once(&tries));
-    return or_enomem(p);
+    return or_enomem(mi.realloc(ptr, at_least_16(new_size)));
 }
 
 static void mi_free_ctx(void *ctx, void *ptr)
@@ -141,12 +115,7 @@ static void *mi_memalign_ctx(void *ctx, size_t alignment, size_t size)
         return __libc_memalign(alignment, size);
     if (size % alignment == 0 && size < SIZE_MAX)
         size++;
-    void *p;
-    int tries = 0;
-    do
-        p = mi.malloc_aligned(at_least_16(size), alignment);
-    while (p == NULL && collected_once(&tries));
-    return or_enomem(p);
+    return or_enomem(mi.malloc_aligned(at_least_16(size), alignment));
 }
 
 static size_t mi_usable_size_ctx(void *ctx, void *ptr)
@@ -170,7 +139,6 @@ int ms_mimalloc_load(struct ms_allocator *out)
     mi.malloc_aligned = (void *(*)(size_t, size_t))dlsym(h, "mi_malloc_aligned");
     mi.usable_size = (size_t(*)(const void *))dlsym(h, "mi_usable_size");
     mi.is_in_heap_region = (bool (*)(const void *))dlsym(h, "mi_is_in_heap_region");
-    mi.collect = (void (*)(bool))dlsym(h, "mi_collect");
     if (!mi.malloc || !mi.calloc || !mi.realloc || !mi.free || !mi.malloc_aligned ||
         !mi.usable_size || !mi.is_in_heap_region)
         return -1;

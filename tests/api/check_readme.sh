@@ -3,8 +3,7 @@
 set -eu
 readme=$1 inc=$2 libdir=$3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-awk '/check_readme.sh compiles and runs this example/{f=1; next} f && /^```c/{g=1; next} g && /^```/{exit} g' \
-  "$readme" >"$tmp/example.c"
+"$(dirname "$0")/readme_example.sh" "$readme" 'check_readme.sh compiles' >"$tmp/example.c"
 [ -s "$tmp/example.c" ] || { echo "example not found in README"; exit 1; }
 cc -Wall -Werror -I"$inc" -o "$tmp/example" "$tmp/example.c" -L"$libdir" -lmemshim
 out=$(env -u LD_PRELOAD LD_LIBRARY_PATH=$libdir "$tmp/example")

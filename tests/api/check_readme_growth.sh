@@ -4,8 +4,7 @@
 set -eu
 readme=$1 inc=$2 libdir=$3 report=$4
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-awk '/check_readme_growth.sh compiles and runs this example/{f=1; next} f && /^```c/{g=1; next} g && /^```/{exit} g' \
-  "$readme" >"$tmp/grow.c"
+"$(dirname "$0")/readme_example.sh" "$readme" 'check_readme_growth.sh compiles' >"$tmp/grow.c"
 [ -s "$tmp/grow.c" ] || { echo "example not found in README"; exit 1; }
 (cd "$tmp" && cc -g -O0 -Wall -Werror -I"$inc" -o grow grow.c -L"$libdir" -lmemshim)
 (cd "$tmp" && env -u LD_PRELOAD LD_LIBRARY_PATH=$libdir ./grow)

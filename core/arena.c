@@ -76,6 +76,7 @@ static struct ms_arena *new_arena(struct ms_core *c)
     a->address = base;
     a->pool_address = (char *)first;
     a->freepools = NULL;
+    a->ndirty = 0;
     a->nfreepools = a->ntotalpools = npools;
     a->next = a->prev = NULL;
     a->allocator = al;
@@ -119,6 +120,10 @@ struct ms_pool *ms_arena_take_pool(struct ms_core *c)
     struct ms_pool *p = a->freepools;
     if (p != NULL) {
         a->freepools = p->next;
+        if (a->ndirty > 0) {
+            a->ndirty--;
+            as->ndirty--;
+        }
     } else {
         p = (struct ms_pool *)a->pool_address;
         a->pool_address += MS_POOL_SIZE;
@@ -134,6 +139,8 @@ struct ms_pool *ms_arena_take_pool(struct ms_core *c)
 static void release(struct ms_core *c, struct ms_arena *a)
 {
     struct ms_arenas *as = &c->arenas;
+    as->ndirty -= a->ndirty;
+    a->ndirty = 0;
     if (a->prev == NULL)
         as->usable = a->next;
     else
@@ -147,6 +154,36 @@ static void release(struct ms_core *c, struct ms_arena *a)
     a->next = as->unused;
     as->unused = a;
     as->ncurrent--;
+}
+
+/* Give the pages of an arena's dirty pools back, all but each header's (it holds the
+ * free-pool link); they read back as zero. */
+static void clean(struct ms_arenas *as, struct ms_arena *a)
+{
+    size_t page = ms_os_page_size();
+    struct ms_pool *q = a->freepools;
+    for (unsigned i = 0; i < a->ndirty; i++, q = q->next) {
+        if (page < MS_POOL_SIZE)
+            ms_os_discard((char *)q + page, MS_POOL_SIZE - page);
+        /* Its free list ran through the discarded pages: if the pool serves its class
+         * again, it carves from the start.  (Keeping the list lost blocks and broke the
+         * pool count: found by fuzz_debug.) */
+        q->freeblock = NULL;
+        q->nextoffset = MS_POOL_OVERHEAD;
+    }
+    as->ndirty -= a->ndirty;
+    a->ndirty = 0;
+}
+
+/* Clean the freest arenas (the usable list's tail: new pools come from its head, so these
+ * are the least likely to be refilled soon) until at most keep dirty pools are left. */
+static void purge(struct ms_arenas *as, size_t keep)
+{
+    struct ms_arena *a = as->usable;
+    while (a != NULL && a->next != NULL)
+        a = a->next;
+    for (; a != NULL && as->ndirty > keep; a = a->prev)
+        clean(as, a);
 }
 
 void ms_arena_give_pool(struct ms_core *c, struct ms_pool *p)
@@ -170,24 +207,8 @@ void ms_arena_give_pool(struct ms_core *c, struct ms_pool *p)
         MS_EXPENSIVE(ms_arenas_check(c));
         return;
     }
-    if (nf * 2 > a->ntotalpools) {
-        /* A mostly free arena may never become wholly free: after a program frees its
-         * blocks in random order, the few still in thread caches are scattered over every
-         * arena (measured: 209 arenas, 3,152 cached blocks, no arena released, RSS stayed
-         * at 220 MiB).  So its empty pools give their pages back to the OS now, all but
-         * the header's, which holds the free-pool link; they read back as zero. */
-        size_t page = ms_os_page_size();
-        /* Crossing the mark: the pools that emptied before it are discarded too. */
-        struct ms_pool *until = nf * 2 - 1 <= a->ntotalpools + 1 ? NULL : p->next;
-        for (struct ms_pool *q = p; q != until && page < MS_POOL_SIZE; q = q->next) {
-            ms_os_discard((char *)q + page, MS_POOL_SIZE - page);
-            /* Its free list ran through the discarded pages, which now read as zero:
-             * if the pool serves its class again, it carves from the start.  (Keeping the
-             * list lost blocks and broke the pool count: found by fuzz_debug.) */
-            q->freeblock = NULL;
-            q->nextoffset = MS_POOL_OVERHEAD;
-        }
-    }
+    a->ndirty++;
+    as->ndirty++;
     if (nf == 1) {
         /* It was full (on no list): it becomes the head, the fullest usable arena. */
         a->next = as->usable;
@@ -214,6 +235,9 @@ void ms_arena_give_pool(struct ms_core *c, struct ms_pool *p)
             lastnf->next = a;
         }
     }
+    size_t max = as->dirty_max ? as->dirty_max : MS_ARENA_DIRTY_MAX_BYTES / MS_POOL_SIZE;
+    if (as->ndirty > max)
+        purge(as, max / 2);
     MS_EXPENSIVE(ms_arenas_check(c));
 }
 
@@ -222,6 +246,7 @@ void ms_arenas_check(struct ms_core *c)
 {
     struct ms_arenas *as = &c->arenas;
     struct ms_arena *prev = NULL;
+    size_t ndirty = 0;
     for (struct ms_arena *a = as->usable; a != NULL; prev = a, a = a->next) {
         if (a->prev != prev || a->address == 0 || a->nfreepools == 0 ||
             (prev != NULL && prev->nfreepools > a->nfreepools))
@@ -232,11 +257,16 @@ void ms_arenas_check(struct ms_core *c)
         unsigned n = 0;
         for (struct ms_pool *p = a->freepools; p != NULL; p = p->next)
             n++;
+        if (a->ndirty > n)
+            ms_check_fail("arena dirty pool count", __FILE__, __LINE__);
+        ndirty += a->ndirty;
         uintptr_t end = ms_arena_first_pool(a->address) + (uintptr_t)a->ntotalpools * MS_POOL_SIZE;
         n += (unsigned)((end - (uintptr_t)a->pool_address) / MS_POOL_SIZE);
         if (n != a->nfreepools)
             ms_check_fail("arena free pool count", __FILE__, __LINE__);
     }
+    if (ndirty != as->ndirty)
+        ms_check_fail("dirty pool total", __FILE__, __LINE__);
     for (unsigned n = 0; n <= MS_MAX_POOLS_PER_ARENA; n++) {
         struct ms_arena *a = as->nfp2lasta[n];
         if (a != NULL && (a->nfreepools != n || a->address == 0))

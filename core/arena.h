@@ -16,6 +16,17 @@
  *     arena every time (CPython 3.8+, bpo-37257).  So at most one wholly free arena stays.
  * A newly mapped arena is needed only when the usable list is empty.
  *
+ * Beyond CPython: free pools that held blocks ("dirty": their pages are resident) give
+ * their pages back to the OS, all but the header's, once more than dirty_max of them are
+ * waiting - the freest arenas' first, down to half the bound.  Without this, a program that
+ * frees its blocks in random order keeps nearly all its memory: the few blocks still in
+ * thread caches are scattered over every arena, so none becomes wholly free (measured: 209
+ * arenas, 3,152 cached blocks, none released, RSS stayed at 220 MiB).  Not at once, pool by
+ * pool, as an earlier version did: python3 empties and refills the same pools all the time,
+ * and paid 8,208 madvise calls and their page faults (0.3-1.5 s of system time on a 1 s
+ * run) for it.  An arena's dirty pools are the first ndirty of its free list (pools are
+ * pushed and taken at the head; a purge cleans the whole prefix).
+ *
  * The arena objects (struct ms_arena) live outside the arenas, in chunks from ms_os_map that
  * are never freed; an object whose arena was given back goes to the "unused" list for reuse.
  * An arena that is not pool-aligned loses its partial first pool (ntotalpools is one less),
@@ -40,6 +51,7 @@ struct ms_arena {
     char *pool_address;         /* next never-used pool */
     struct ms_pool *freepools;  /* pools given back, linked through their next */
     unsigned nfreepools;        /* free pools, including the never-used ones */
+    unsigned ndirty;            /* the first ndirty of freepools have resident pages */
     unsigned ntotalpools;
     struct ms_arena *next;      /* usable list (or unused-objects list) */
     struct ms_arena *prev;
@@ -61,8 +73,13 @@ struct ms_arenas {
     size_t ntimes_allocated;             /* ever */
     size_t ncurrent;
     size_t highwater;
+    size_t ndirty;                       /* dirty free pools in all arenas */
+    size_t dirty_max;                    /* more than this many: purge (0: the default) */
     struct ms_arena *nfp2lasta[MS_MAX_POOLS_PER_ARENA + 1];
 };
+
+/* Dirty free pools the arenas keep before giving pages back (dirty_max's default). */
+#define MS_ARENA_DIRTY_MAX_BYTES ((size_t)16 << 20)
 
 /* The default arena allocator: ms_os_map_aligned to the pool size, ms_os_unmap. */
 extern const struct ms_arena_allocator ms_arena_default_allocator;

@@ -191,11 +191,13 @@ Test(arena, transfer_lists_reclaimed_before_a_new_arena)
     cr_assert_eq(d->n, 0);
 }
 
-/* Empty pools of a mostly free arena give their pages back; the free list that ran through
- * those pages is gone, so a pool reused for its old class must carve from the start. */
+/* Empty pools give their pages back once more than dirty_max of them wait; the free list
+ * that ran through those pages is gone, so a pool reused for its old class must carve from
+ * the start.  Pools emptied after the purge keep theirs until the next one. */
 Test(arena, discarded_pools_start_afresh)
 {
     core_setup(ASZ, false);
+    ms_core.arenas.dirty_max = 8;
     struct ms_pool *pools[16];
     for (int i = 0; i < 16; i++) {
         pools[i] = take_pool();
@@ -208,11 +210,14 @@ Test(arena, discarded_pools_start_afresh)
         pools[i]->nextoffset = MS_POOL_SIZE / 2 + 64;
     }
     for (int i = 0; i < 12; i++)
-        give_pool(pools[i]);    /* 12 of 16 free: past half, so the empty ones are discarded */
-    for (int i = 0; i < 12; i++) {
+        give_pool(pools[i]);    /* the 9th is one too many: the 9 are purged */
+    cr_assert_eq(ms_core.arenas.ndirty, 3);
+    for (int i = 0; i < 9; i++) {
         cr_assert_null(pools[i]->freeblock, "pool %d kept a list through discarded pages", i);
         cr_assert_eq(pools[i]->nextoffset, MS_POOL_OVERHEAD);
     }
+    for (int i = 9; i < 12; i++)
+        cr_assert_not_null(pools[i]->freeblock, "pool %d was purged early", i);
     for (int i = 12; i < 16; i++)
         cr_assert_not_null(pools[i]->freeblock, "pools in use are left alone");
 }

@@ -30,6 +30,11 @@ size_t ms_tcache_depot_max(unsigned cls)
     return MS_DEPOT_MAX_BYTES / (ms_tcache_batch(cls) * ms_class_size(cls));
 }
 
+size_t ms_tcache_spare_max(unsigned cls)
+{
+    return MS_SPARE_MAX_BYTES / (ms_tcache_batch(cls) * ms_class_size(cls));
+}
+
 /* ---- the locked central path: no cache for this thread ---- */
 
 static void *central_alloc(struct ms_core *c, unsigned cls)
@@ -50,7 +55,7 @@ static void central_free(struct ms_core *c, void *p)
     ms_core_unlock(c);
 }
 
-/* ---- transfer lists (each under its own lock) ---- */
+/* ---- batches; transfer lists (each under its own lock) ---- */
 
 static void batch_link(void *batch, void *next) { ((void **)batch)[1] = next; }
 static void *batch_next(void *batch) { return ((void **)batch)[1]; }
@@ -63,6 +68,38 @@ static void batches_to_pools(struct ms_core *c, void *b)
         ms_pool_free_chain(c, b);
         b = next;
     }
+}
+
+/* ---- a thread's spare stack (its own: no lock) ---- */
+
+static void spare_push(struct ms_tcache *t, unsigned cls, void *batch)
+{
+    batch_link(batch, t->spare[cls]);
+    t->spare[cls] = batch;
+    t->nspare[cls]++;
+}
+
+static void *spare_pop(struct ms_tcache *t, unsigned cls)
+{
+    void *b = t->spare[cls];
+    if (b != NULL) {
+        t->spare[cls] = batch_next(b);
+        t->nspare[cls]--;
+    }
+    return b;
+}
+
+/* Give a thread's spare stacks back to the pools.  Under the core lock. */
+static bool spares_to_pools(struct ms_core *c, struct ms_tcache *t)
+{
+    bool moved = false;
+    for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
+        moved |= t->spare[cls] != NULL;
+        batches_to_pools(c, t->spare[cls]);
+        t->spare[cls] = NULL;
+        t->nspare[cls] = 0;
+    }
+    return moved;
 }
 
 /* Detach all batches of a transfer list.  Under its lock. */
@@ -128,10 +165,10 @@ static void bins_flush(struct ms_core *c, struct ms_tcache *t)
     for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
         struct ms_bin *b = &t->bins[ms_arenamap_value(cls)];
         ms_pool_free_chain(c, b->head);
-        ms_pool_free_chain(c, t->spare[cls]);
-        b->head = t->spare[cls] = NULL;
+        b->head = NULL;
         b->room = ms_tcache_batch(cls);
     }
+    spares_to_pools(c, t);
 }
 
 static void destructor(void *arg)
@@ -168,6 +205,9 @@ static struct ms_tcache *cache_create(struct ms_core *c)
     for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
         t->bins[ms_arenamap_value(cls)].head = t->spare[cls] = NULL;
         t->bins[ms_arenamap_value(cls)].room = ms_tcache_batch(cls);
+        t->nspare[cls] = 0;
+        t->spare_cap[cls] = 1;
+        t->refilled[cls] = false;
     }
     /* May call malloc (glibc, for keys >= 32): that call sees PHASE_CREATING. */
     if (pthread_setspecific(c->tc.key, t) != 0) {
@@ -212,13 +252,14 @@ void *ms_tcache_alloc_slow(struct ms_bin *b)
     b = &t->bins[ms_arenamap_value(cls)];
     if (b->head == NULL) {
         unsigned max = ms_tcache_batch(cls);
-        if (t->spare[cls] != NULL) {
-            b->head = t->spare[cls];
-            t->spare[cls] = NULL;
+        void *spare = spare_pop(t, cls);
+        if (spare != NULL) {
+            b->head = spare;
             b->room = 0;
         } else {
             void *batch = depot_pop(c, cls);
             unsigned n = max;
+            t->refilled[cls] = true;
             if (batch == NULL) {
                 ms_core_lock(c);
                 n = ms_pool_alloc_chain(c, cls, n, &batch);
@@ -247,10 +288,20 @@ void ms_tcache_free_slow(void *p, unsigned cls)
     }
     struct ms_bin *b = &t->bins[ms_arenamap_value(cls)];
     if (b->room == 0) {
-        /* Full: it becomes the spare; a full spare moves on to the transfer list. */
-        if (t->spare[cls] != NULL)
-            depot_push(c, cls, t->spare[cls]);
-        t->spare[cls] = b->head;
+        /* Full: it goes onto the spare stack, whose bound adapts (see tcache.h). */
+        if (t->nspare[cls] >= t->spare_cap[cls]) {
+            if (t->refilled[cls] && t->spare_cap[cls] < ms_tcache_spare_max(cls)) {
+                t->spare_cap[cls] = (uint16_t)(2 * t->spare_cap[cls]);
+                if (t->spare_cap[cls] > ms_tcache_spare_max(cls))
+                    t->spare_cap[cls] = (uint16_t)ms_tcache_spare_max(cls);
+            } else if (!t->refilled[cls] && t->spare_cap[cls] > 1) {
+                t->spare_cap[cls]--;
+            }
+            t->refilled[cls] = false;
+            while (t->nspare[cls] >= t->spare_cap[cls])
+                depot_push(c, cls, spare_pop(t, cls));
+        }
+        spare_push(t, cls, b->head);
         b->head = NULL;
         b->room = ms_tcache_batch(cls);
     }
@@ -273,7 +324,9 @@ void ms_tcache_flush_self(struct ms_core *c)
 
 bool ms_tcache_reclaim_locked(struct ms_core *c)
 {
-    bool moved = false;
+    /* The calling thread's spares are its own to take; other threads' are not (that would
+     * need synchronisation on their fast paths). */
+    bool moved = tls_phase == PHASE_LIVE && spares_to_pools(c, ms_tcache_self);
     for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
         struct ms_depot *d = &c->tc.depot[cls];
         pthread_mutex_lock(&d->lock);       /* core -> list: the lock order */
@@ -346,8 +399,8 @@ size_t ms_tcache_count(struct ms_core *c, size_t cached[MS_NUM_CLASSES],
             unsigned max = ms_tcache_batch(cls);
             /* Racy by nature (the owner runs its fast path meanwhile): a snapshot. */
             uint32_t room = __atomic_load_n(&b->room, __ATOMIC_RELAXED);
-            void *spare = __atomic_load_n(&t->spare[cls], __ATOMIC_RELAXED);
-            cached[cls] += (room < max ? max - room : 0) + (spare != NULL ? max : 0);
+            uint16_t nspare = __atomic_load_n(&t->nspare[cls], __ATOMIC_RELAXED);
+            cached[cls] += (room < max ? max - room : 0) + (size_t)nspare * max;
         }
     }
     return nthreads;

@@ -8,7 +8,8 @@
  *   head/room  - the loaded magazine: a LIFO singly linked list of free blocks (linked
  *                through their first word) and how many more it may take (room = batch
  *                size - length);
- *   spare      - NULL, or one full batch of exactly "batch size" blocks.
+ *   spare      - a stack of full batches of exactly "batch size" blocks each (at most
+ *                MS_SPARE_MAX_BYTES of them), linked like a transfer list's.
  * malloc pops from head; free pushes onto head of the FREEING thread's bin, whoever
  * allocated the block.  That is the whole fast path: no lock, no atomic instruction, no
  * indirect call.  Two tricks keep it to a handful of instructions:
@@ -21,12 +22,11 @@
  *     falls into the slow path by itself, with no "has a cache?" test.
  *
  * Slow path (head empty on malloc, head full on free):
- *   malloc: spare full -> it becomes the loaded magazine (no lock); else, under the core
- *           lock, pop one whole batch from the class's transfer list, or if that is empty
- *           carve a batch from the pools (pymalloc proper);
- *   free:   spare empty -> the full loaded magazine becomes the spare (no lock); else,
- *           under the lock, the spare goes onto the class's transfer list and the loaded
- *           magazine becomes the spare.
+ *   malloc: a spare batch -> it becomes the loaded magazine (no lock); else, pop one
+ *           whole batch from the class's transfer list (its lock), or if that is empty
+ *           carve a batch from the pools (pymalloc proper, under the core lock);
+ *   free:   the full loaded magazine goes onto the spare stack (no lock); a stack at its
+ *           bound goes to the class's transfer list whole first.
  * A transfer list ("depot") is a stack of whole batches: a batch is a NULL-terminated
  * chain of batch-size blocks and its head block's SECOND word links to the next batch, so a
  * thread passes a batch to another in O(1) under that list's lock.  Two threads that free each
@@ -39,7 +39,8 @@
  *
  * Bounds, so that freed memory does not pile up and arenas can go back to the OS: a batch
  * is about 4 KiB (64 blocks of <= 64 bytes .. 16 blocks of 256..512 bytes), a thread keeps
- * at most two batches per class, a transfer list at most MS_DEPOT_MAX_BYTES.  Caches of
+ * one loaded batch and MS_SPARE_MAX_BYTES of spares per class, a transfer list at most
+ * MS_DEPOT_MAX_BYTES.  Caches of
  * idle threads are not stolen from (that would need synchronisation on the fast path);
  * the transfer lists, which are shared, are given back to the pools whenever the heap
  * would otherwise grow by an arena (ms_tcache_reclaim_locked, from pool.c), so blocks
@@ -68,6 +69,19 @@
 #include "check.h"
 #include "sizeclass.h"
 
+/* A thread keeps at most this many bytes of full batches per class besides its loaded
+ * magazine (its spare stack).  Why so many: batches a thread gives to the shared transfer
+ * list are taken by other threads, whose blocks then share cache lines with the giver's.
+ * That false sharing made two threads churning privately (scripts/bench private2) 1.5x
+ * slower than glibc, where one thread alone is 0.45x: the program's load of its own block
+ * waited for the other core's line.  A thread's count of free blocks of a class wanders
+ * with the mix of its live set; with one spare batch the two churning threads passed
+ * 148,000 batches to each other in 50M operations each, with 64 KiB 40 (8 KiB: no better
+ * than one batch).  The bound per thread is 32 classes x 64 KiB; the calling thread's
+ * stacks are given back to the pools, like the transfer lists, before the heap grows by an
+ * arena. */
+#define MS_SPARE_MAX_BYTES ((size_t)64 << 10)
+
 /* A transfer list holds at most this many bytes of blocks (whole batches).  Enough for
  * two threads trading bursts of a few thousand blocks to pass them as batches instead of
  * through the pools (bench_core xfree: 4 batches were too few).  Not more: a bound that
@@ -89,7 +103,11 @@ struct ms_bin {
 
 struct ms_tcache {
     struct ms_bin bins[MS_TCACHE_NBINS];   /* 4 KiB; bins of non-class values stay 0 */
-    void *spare[MS_NUM_CLASSES];           /* NULL or a full batch, by class */
+    void *spare[MS_NUM_CLASSES];           /* stack of full batches, by class */
+    uint16_t nspare[MS_NUM_CLASSES];       /* batches in spare[] */
+    uint16_t spare_cap[MS_NUM_CLASSES];    /* its bound now: 1..ms_tcache_spare_max */
+    bool refilled[MS_NUM_CLASSES];         /* took a shared batch since the bound last
+                                              moved */
     struct ms_tcache *next;     /* registry of live caches / retired list (core lock) */
     struct ms_tcache *prev;
 };
@@ -159,11 +177,15 @@ unsigned ms_tcache_batch(unsigned cls);
 /* Most batches a transfer list of class cls holds. */
 size_t ms_tcache_depot_max(unsigned cls);
 
+/* Most batches a thread's spare stack of class cls holds. */
+size_t ms_tcache_spare_max(unsigned cls);
+
 /* Create the pthread key (from ms_pymalloc_init).  Returns 0 or -1. */
 int ms_tcache_setup(struct ms_core *c);
 
-/* Under the core lock: give every transfer list back to the pools (before the heap grows
- * by an arena).  Returns whether any block moved. */
+/* Under the core lock: give every transfer list and the calling thread's spare stacks
+ * back to the pools (before the heap grows by an arena).  Returns whether any block
+ * moved. */
 bool ms_tcache_reclaim_locked(struct ms_core *c);
 
 /* Give the calling thread's cached blocks and every transfer list back to the pools. */

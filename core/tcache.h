@@ -9,7 +9,8 @@
  *                through their first word) and how many more it may take (room = batch
  *                size - length);
  *   spare      - a stack of full batches of exactly "batch size" blocks each (at most
- *                MS_SPARE_MAX_BYTES of them), linked like a transfer list's.
+ *                spare_cap of them, see MS_SPARE_MAX_BYTES), linked like a transfer
+ *                list's.
  * malloc pops from head; free pushes onto head of the FREEING thread's bin, whoever
  * allocated the block.  That is the whole fast path: no lock, no atomic instruction, no
  * indirect call.  Two tricks keep it to a handful of instructions:
@@ -26,7 +27,7 @@
  *           whole batch from the class's transfer list (its lock), or if that is empty
  *           carve a batch from the pools (pymalloc proper, under the core lock);
  *   free:   the full loaded magazine goes onto the spare stack (no lock); a stack at its
- *           bound goes to the class's transfer list whole first.
+ *           bound first passes batches on to the class's transfer list.
  * A transfer list ("depot") is a stack of whole batches: a batch is a NULL-terminated
  * chain of batch-size blocks and its head block's SECOND word links to the next batch, so a
  * thread passes a batch to another in O(1) under that list's lock.  Two threads that free each
@@ -39,7 +40,7 @@
  *
  * Bounds, so that freed memory does not pile up and arenas can go back to the OS: a batch
  * is about 4 KiB (64 blocks of <= 64 bytes .. 16 blocks of 256..512 bytes), a thread keeps
- * one loaded batch and MS_SPARE_MAX_BYTES of spares per class, a transfer list at most
+ * one loaded batch and at most MS_SPARE_MAX_BYTES of spares per class, a transfer list at most
  * MS_DEPOT_MAX_BYTES.  Caches of
  * idle threads are not stolen from (that would need synchronisation on the fast path);
  * the transfer lists, which are shared, are given back to the pools whenever the heap
@@ -76,10 +77,14 @@
  * slower than glibc, where one thread alone is 0.45x: the program's load of its own block
  * waited for the other core's line.  A thread's count of free blocks of a class wanders
  * with the mix of its live set; with one spare batch the two churning threads passed
- * 148,000 batches to each other in 50M operations each, with 64 KiB 40 (8 KiB: no better
- * than one batch).  The bound per thread is 32 classes x 64 KiB; the calling thread's
- * stacks are given back to the pools, like the transfer lists, before the heap grows by an
- * arena. */
+ * 148,000 batches to each other in 50M operations each, with an adaptive stack 226.
+ * The bound adapts (spare_cap): it doubles when the stack fills after the thread had to
+ * take a batch from the shared side (the thread swings between freeing and allocating the
+ * class), and drops by one batch when the stack fills again without that (the thread only
+ * frees: a structure being dropped), so a freeing phase keeps about one batch, not 64 KiB
+ * of blocks scattered over every arena (each pins its pool: tests/bench/release).  The
+ * calling thread's stacks are given back to the pools, like the transfer lists, before the
+ * heap grows by an arena. */
 #define MS_SPARE_MAX_BYTES ((size_t)64 << 10)
 
 /* A transfer list holds at most this many bytes of blocks (whole batches).  Enough for

@@ -32,6 +32,10 @@ struct ms_symbol {
     unsigned line;              /* 0 when file is NULL */
 };
 
+/* Loads libdw (once; see symbolize.c for why it is not linked).  Without it, or before it,
+ * lookups give what dladdr knows. */
+void ms_symbol_load(void);
+
 /* Fills *out for the return address pc (the line looked up is the call's, pc - 1).
  * Returns 0, or -1 when nothing at all is known (out then holds NULLs and zeros). The
  * strings stay valid until the process ends. */

@@ -22,6 +22,7 @@
 #include "libc.h"
 #include "mimalloc.h"
 #include "pymalloc.h"
+#include "symbolize.h"
 #include "trace.h"
 #include "unwind.h"
 
@@ -69,6 +70,7 @@ void ms_shim_add_trace_layer(void)
 {
     if (ms_shim.trace_in_stack)
         return;
+    ms_symbol_load();
     struct ms_allocator *now = ms_shim.top;
     struct ms_allocator *next = now == ms_shim.top_sets[0] ? ms_shim.top_sets[1]
                                                            : ms_shim.top_sets[0];
@@ -166,6 +168,11 @@ enum ms_route ms_shim_route_slow(void)
 __attribute__((constructor)) static void memshim_start(void)
 {
     (void)ms_shim_route();
+    /* The modes that print tracebacks load the symboliser now, while dlopen is safe: not
+     * in compose(), which may run inside the dynamic loader's own malloc call, and not at
+     * the fatal error, in a damaged process. */
+    if (ms_shim.options.debug || ms_shim.options.tracemalloc)
+        ms_symbol_load();
 }
 
 /* Runs after the program's own destructors (a preloaded library is initialised first, so

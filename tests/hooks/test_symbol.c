@@ -122,9 +122,19 @@ Test(symbol, startup_frames_recognised)
 
 Test(symbol, fatal_mode_gives_the_same_answer)
 {
+    ms_symbol_load();   /* a fatal lookup never loads libdw: the shim does it at start-up */
     known_site();
     struct ms_symbol s;
     cr_assert_eq(ms_symbol_lookup(pcs[0], &s, MS_SYMBOL_FATAL), 0);
     cr_assert_str_eq(s.function, "known_site");
     cr_assert_eq(s.line, (unsigned)known_line);
+}
+
+Test(symbol, fatal_mode_without_libdw_falls_back_to_dladdr)
+{
+    known_site();
+    struct ms_symbol s;
+    cr_assert_eq(ms_symbol_lookup(pcs[0], &s, MS_SYMBOL_FATAL), 0);
+    cr_assert_not_null(s.module, "dladdr knows the module");
+    cr_assert_eq(s.line, 0, "no line without libdw");
 }

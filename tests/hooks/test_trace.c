@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "symbolize.h"
 #include "trace.h"
 #include "traceback.h"
 #include "test_trace_util.h"
@@ -59,6 +60,7 @@ static struct ms_allocator layer;
 static void setup(void)
 {
     ms_trace_init(&layer, &fake);
+    ms_symbol_load();   /* as the shim does at start-up when tracing */
 }
 
 static size_t traced_current(void)

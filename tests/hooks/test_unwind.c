@@ -100,6 +100,7 @@ static __attribute__((noinline)) void print_here(struct ms_out *o)
 
 Test(unwind, print_current_thread)
 {
+    ms_symbol_load();   /* as the shim does at start-up in the modes that print this */
     struct ms_out o;
     ms_out_init(&o, -1);
     print_here(&o);

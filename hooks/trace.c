@@ -4,7 +4,9 @@
  *
  * The table: 64 shards chosen by a hash of the address, each an open-addressing table with
  * linear probing and backward-shift deletion (no tombstones, so lookups stay short after
- * millions of frees), under its own mutex, padded to a cache line.  An entry is 16 bytes
+ * millions of frees), under its own spinlock (spinlock.h: the critical sections are a few
+ * stores; a pthread mutex cost 84 more instructions a malloc+free pair, and a second atomic:
+ * callgrind, tests/bench/churn 1M), padded to a cache line.  An entry is 16 bytes
  * {address, 32-bit size, 32-bit traceback id}; tables grow at 1/2 load, so a live block
  * costs 32..64 bytes (the budget is 64).  Blocks of 4 GiB and more, and blocks tracked in
  * another domain through ms_trace_track, go to a small side table of full entries under
@@ -37,6 +39,7 @@
 
 #include "guard.h"
 #include "os.h"
+#include "spinlock.h"
 #include "symbolize.h"
 #include "unwind.h"
 
@@ -53,7 +56,7 @@ struct ms_trace_entry {
 };
 
 struct ms_trace_shard {
-    pthread_mutex_t lock;
+    struct ms_spin lock;
     struct ms_trace_entry *slots;
     size_t mask;  /* slots - 1; meaningless while slots is NULL */
     size_t count;
@@ -275,7 +278,7 @@ static int trace_remove(unsigned domain, uintptr_t addr, struct ms_trace_pending
     if (domain == 0) {
         uint64_t h = addr_hash(addr);
         struct ms_trace_shard *sh = shard_of(h);
-        pthread_mutex_lock(&sh->lock);
+        ms_spin_lock(&sh->lock);
         if (sh->slots) {
             size_t i = shard_probe(sh, addr, h);
             if (sh->slots[i].addr == addr) {
@@ -284,11 +287,11 @@ static int trace_remove(unsigned domain, uintptr_t addr, struct ms_trace_pending
                 out->tb = sh->slots[i].tb;
                 account_sub(out->size);
                 shard_delete(sh, i);
-                pthread_mutex_unlock(&sh->lock);
+                ms_spin_unlock(&sh->lock);
                 return 1;
             }
         }
-        pthread_mutex_unlock(&sh->lock);
+        ms_spin_unlock(&sh->lock);
     }
     if (__atomic_load_n(&trace_state.other_count, __ATOMIC_RELAXED) == 0)
         return 0;
@@ -316,14 +319,14 @@ static int trace_insert(unsigned domain, uintptr_t addr, size_t size, uint32_t t
     if (domain == 0 && size < MS_TRACE_BIG_SIZE) {
         uint64_t h = addr_hash(addr);
         struct ms_trace_shard *sh = shard_of(h);
-        pthread_mutex_lock(&sh->lock);
+        ms_spin_lock(&sh->lock);
         if (!__atomic_load_n(&trace_state.tracing, __ATOMIC_RELAXED)) {
-            pthread_mutex_unlock(&sh->lock); /* stopped meanwhile: nothing to record */
+            ms_spin_unlock(&sh->lock); /* stopped meanwhile: nothing to record */
             return 0;
         }
         if (sh->slots == NULL || (sh->count + 1) * 2 > sh->mask + 1) {
             if (shard_grow(sh) < 0 && (!force || sh->slots == NULL || sh->count == sh->mask)) {
-                pthread_mutex_unlock(&sh->lock);
+                ms_spin_unlock(&sh->lock);
                 return -1;
             }
         }
@@ -336,7 +339,7 @@ static int trace_insert(unsigned domain, uintptr_t addr, size_t size, uint32_t t
         sh->slots[i].size = (uint32_t)size;
         sh->slots[i].tb = tb;
         account_add(size);
-        pthread_mutex_unlock(&sh->lock);
+        ms_spin_unlock(&sh->lock);
         return 0;
     }
     int r = 0;
@@ -393,7 +396,7 @@ int ms_trace_get(unsigned domain, uintptr_t ptr, size_t *size, const struct ms_t
     if (domain == 0) {
         uint64_t h = addr_hash(ptr);
         struct ms_trace_shard *sh = shard_of(h);
-        pthread_mutex_lock(&sh->lock);
+        ms_spin_lock(&sh->lock);
         if (sh->slots) {
             size_t i = shard_probe(sh, ptr, h);
             if (sh->slots[i].addr == ptr && ptr != 0) {
@@ -402,7 +405,7 @@ int ms_trace_get(unsigned domain, uintptr_t ptr, size_t *size, const struct ms_t
                 found = 1;
             }
         }
-        pthread_mutex_unlock(&sh->lock);
+        ms_spin_unlock(&sh->lock);
     }
     if (!found && __atomic_load_n(&trace_state.other_count, __ATOMIC_RELAXED) != 0) {
         pthread_mutex_lock(&trace_state.other_lock);
@@ -520,7 +523,7 @@ void ms_trace_init(struct ms_allocator *out, const struct ms_allocator *lower)
 {
     if (trace_state.nlowers == 0)
         for (unsigned i = 0; i < MS_TRACE_SHARDS; i++)
-            pthread_mutex_init(&trace_state.shards[i].lock, NULL);
+            ms_spin_init(&trace_state.shards[i].lock);
     /* More families than slots never happens (the shim has five); the last slot is then
      * shared, which is only wrong if their lower allocators differ. */
     unsigned k = trace_state.nlowers < MS_TRACE_MAX_LOWERS ? trace_state.nlowers++
@@ -540,7 +543,7 @@ void ms_trace_init(struct ms_allocator *out, const struct ms_allocator *lower)
 static void lock_all(void)
 {
     for (unsigned i = 0; i < MS_TRACE_SHARDS; i++)
-        pthread_mutex_lock(&trace_state.shards[i].lock);
+        ms_spin_lock(&trace_state.shards[i].lock);
     pthread_mutex_lock(&trace_state.other_lock);
 }
 
@@ -548,7 +551,7 @@ static void unlock_all(void)
 {
     pthread_mutex_unlock(&trace_state.other_lock);
     for (unsigned i = MS_TRACE_SHARDS; i-- > 0;)
-        pthread_mutex_unlock(&trace_state.shards[i].lock);
+        ms_spin_unlock(&trace_state.shards[i].lock);
 }
 
 /* Drops every table (all locks held). */
@@ -665,11 +668,11 @@ void ms_trace_foreach(void (*fn)(void *arg, unsigned domain, uintptr_t ptr, size
 {
     for (unsigned s = 0; s < MS_TRACE_SHARDS; s++) {
         struct ms_trace_shard *sh = &trace_state.shards[s];
-        pthread_mutex_lock(&sh->lock);
+        ms_spin_lock(&sh->lock);
         for (size_t i = 0; sh->slots && i <= sh->mask; i++)
             if (sh->slots[i].addr)
                 fn(arg, 0, sh->slots[i].addr, sh->slots[i].size, ms_traceback_get(sh->slots[i].tb));
-        pthread_mutex_unlock(&sh->lock);
+        ms_spin_unlock(&sh->lock);
     }
     pthread_mutex_lock(&trace_state.other_lock);
     for (size_t i = 0; trace_state.other && i <= trace_state.other_mask; i++) {
@@ -722,5 +725,5 @@ void ms_trace_fork_child(void)
     ms_timeline_fork_child();
     pthread_mutex_init(&trace_state.other_lock, NULL);
     for (unsigned i = 0; i < MS_TRACE_SHARDS; i++)
-        pthread_mutex_init(&trace_state.shards[i].lock, NULL);
+        ms_spin_init(&trace_state.shards[i].lock);
 }

@@ -47,6 +47,12 @@ static struct ms_traceback_state tb_state = {
     .next_id = 1,
 };
 
+/* The traceback this thread interned last.  Consecutive allocations mostly come from the
+ * same call site (a loop, a constructor), and comparing with this one costs no probe of
+ * the shared table, whose slot is a cache miss once it outgrows the cache.  Safe to keep
+ * for ever: tracebacks are immutable and never freed. */
+static _Thread_local const struct ms_traceback *tb_last;
+
 static void *tb_map(size_t size)
 {
     void *p = tb_state.map ? tb_state.map(size) : ms_os_map(size);
@@ -206,12 +212,15 @@ const struct ms_traceback *ms_traceback_intern_hashed(const uintptr_t *pcs, uint
                                                       uint32_t total, uint64_t frames_hash)
 {
     uint32_t hash = tb_hash(frames_hash, total);
+    const struct ms_traceback *last = tb_last;
+    if (last && tb_equal(last, hash, pcs, n, total))
+        return last;
     size_t empty;
     struct ms_tb_table *t = __atomic_load_n(&tb_state.table, __ATOMIC_ACQUIRE);
     if (t) {
         const struct ms_traceback *tb = tb_find(t, hash, pcs, n, total, &empty);
         if (tb)
-            return tb;
+            return tb_last = tb;
     }
 
     pthread_mutex_lock(&tb_state.lock);
@@ -241,6 +250,8 @@ const struct ms_traceback *ms_traceback_intern_hashed(const uintptr_t *pcs, uint
     found = tb;
 out:
     pthread_mutex_unlock(&tb_state.lock);
+    if (found)
+        tb_last = found;
     return found;
 }
 

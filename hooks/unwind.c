@@ -12,7 +12,7 @@
  * them is memshim's.  Names would be slower and wrong for static functions.
  *
  * State: one struct, written by ms_unwind_init (under pthread_once) and read-only after,
- * except own_top (a relaxed hint), plus the per-thread depth cache below.
+ * except own_top (relaxed hints), plus the per-thread depth cache below.
  */
 #include "unwind.h"
 
@@ -36,6 +36,8 @@
 #define MS_UNWIND_DEEP 65536
 #define MS_UNWIND_OWN_SLACK 16
 #define MS_UNWIND_MAX_RANGES 8
+#define MS_UNWIND_SITES 16
+#define MS_UNWIND_OWN_GUESS 4
 
 struct ms_unwind_range {
     uintptr_t lo, hi;
@@ -48,13 +50,16 @@ struct ms_unwind_state {
     int nranges;
     struct ms_unwind_range ranges[MS_UNWIND_MAX_RANGES];
     /* memshim's frames above the caller's (the shim's malloc, the layers, this file), as
-     * last seen: the walk asks for that many frames more than the limit, plus one to learn
-     * whether the stack goes on.  A fixed generous slack instead cost up to a third more
-     * per capture under deep stacks (bench_trace). */
-    int own_top;
+     * seen, per calling site of ms_unwind_capture (hashed; 0: not seen yet, assume
+     * MS_UNWIND_OWN_GUESS): the walk asks for that many frames more than the limit, plus
+     * one to learn whether the stack goes on.  A fixed generous slack instead cost up to a
+     * third more per capture under deep stacks (bench_trace); one guess for all sites
+     * walked a frame too many for malloc (3 own frames: the shim's malloc tail-calls the
+     * route, which tail-calls the layer) once realloc (4) had been seen. */
+    int own_top[MS_UNWIND_SITES];
 };
 
-static struct ms_unwind_state unwind_state = { .once = PTHREAD_ONCE_INIT, .own_top = 4 };
+static struct ms_unwind_state unwind_state = { .once = PTHREAD_ONCE_INIT };
 
 static int find_own_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -200,7 +205,11 @@ int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
     if (max < 0)
         max = 0;
     void *buf[max + MS_UNWIND_OWN_SLACK + 1];
-    int slack = __atomic_load_n(&unwind_state.own_top, __ATOMIC_RELAXED);
+    uintptr_t site = (uintptr_t)__builtin_return_address(0);
+    int *seen = &unwind_state.own_top[(site ^ (site >> 7)) % MS_UNWIND_SITES];
+    int slack = __atomic_load_n(seen, __ATOMIC_RELAXED);
+    if (slack == 0)
+        slack = MS_UNWIND_OWN_GUESS;
     if (slack > MS_UNWIND_OWN_SLACK)
         slack = MS_UNWIND_OWN_SLACK;
     int cap = max + slack + 1;
@@ -209,9 +218,12 @@ int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
     int top;
     int n = walk(buf, cap, pcs, max, &all, &next, &top);
     int kept = all < (uint32_t)max ? (int)all : max;
+    if (top < n && __atomic_load_n(seen, __ATOMIC_RELAXED) == 0)
+        __atomic_store_n(seen, top, __ATOMIC_RELAXED); /* exact: a caller's frame follows */
     if (n == cap && (int)all <= max && top > slack) {
-        /* More of our own frames than expected hid some of the caller's: walk again. */
-        __atomic_store_n(&unwind_state.own_top, top, __ATOMIC_RELAXED);
+        /* More of our own frames than expected hid some of the caller's: walk again.  (Two
+         * sites that share a slot keep the larger count.) */
+        __atomic_store_n(seen, top, __ATOMIC_RELAXED);
         cap = max + MS_UNWIND_OWN_SLACK + 1;
         n = walk(buf, cap, pcs, max, &all, &next, &top);
         kept = all < (uint32_t)max ? (int)all : max;

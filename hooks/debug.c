@@ -32,7 +32,8 @@
 #include "quarantine.h"
 
 #define NAPIS 5
-#define VICTIM_BATCH 16
+#define VICTIM_BATCH 64            /* a thread buffer's 32 and their byte balance */
+#define VERIFY_AHEAD 4
 
 struct debug_api {
     char id;
@@ -247,15 +248,27 @@ static bool is_foreign(void *ptr, size_t *size)
 
 /* ---- making blocks ----------------------------------------------------------------- */
 
+static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op op);
+
+static size_t drain_quarantine(enum ms_diag_op op)
+{
+    struct ms_quarantine_rec victims[VICTIM_BATCH];
+    size_t n, total = 0;
+    do {
+        n = ms_quarantine_drain(victims, VICTIM_BATCH);
+        release(victims, n, op);
+        total += n;
+    } while (n == VICTIM_BATCH);
+    return total;
+}
+
 /* Out of memory: the quarantine is a luxury, and the blocks it holds can pin far more than
  * its budget (a queued block at the top of the C library's heap stops it from trimming).
- * Empty it, then the caller retries once more; false when there was nothing to give back. */
+ * Empty it (all but other threads' small buffers, which are theirs to change), then the
+ * caller retries once more; false when there was nothing to give back. */
 static bool reclaim_quarantine(void)
 {
-    if (ms_quarantine_count() == 0)
-        return false;
-    ms_debug_flush_quarantine();
-    return true;
+    return drain_quarantine(MS_DIAG_CHECK) != 0;
 }
 
 /* Decorate p, enter it in the table, honour the break.  base is what lower returned. */
@@ -338,14 +351,26 @@ static size_t first_dirty(const struct ms_quarantine_rec *r)
                                MS_DEADBYTE);
 }
 
-/* A block leaving the quarantine must still be all DEADBYTE; then it goes to lower. */
+static void prefetch_extent(const struct ms_quarantine_rec *r)
+{
+    uintptr_t lo = ms_livetab_base(&r->e), hi = ms_livetab_end(&r->e);
+    if (hi - lo > 512)
+        hi = lo + 512;
+    for (uintptr_t a = lo & ~(uintptr_t)63; a < hi; a += 64)
+        __builtin_prefetch((const void *)a);
+}
+
+/* A block leaving the quarantine must still be all DEADBYTE; then it goes to lower.
+ * Victims are cold: a few are being fetched while one is verified. */
 static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op op)
 {
     for (size_t i = 0; i < n; i++) {
+        if (i + VERIFY_AHEAD < n)
+            prefetch_extent(&v[i + VERIFY_AHEAD]);
         uintptr_t base = ms_livetab_base(&v[i].e);
-        size_t bad = first_dirty(&v[i]);
-        if (base + bad != ms_livetab_end(&v[i].e))
-            ms_diag_write_after_free(&S.cfg, op, &v[i], base + bad);
+        size_t extent = ms_livetab_end(&v[i].e) - base;
+        if (!ms_layout_all((const uint8_t *)base, extent, MS_DEADBYTE))
+            ms_diag_write_after_free(&S.cfg, op, &v[i], base + first_dirty(&v[i]));
         const struct ms_allocator *lo = lower_of(ms_livetab_api(&v[i].e));
         lo->free(lo->ctx, (void *)base);
     }
@@ -561,12 +586,7 @@ void ms_debug_at_exit(void)
 
 void ms_debug_flush_quarantine(void)
 {
-    struct ms_quarantine_rec victims[VICTIM_BATCH];
-    size_t n;
-    do {
-        n = ms_quarantine_drain(victims, VICTIM_BATCH);
-        release(victims, n, MS_DIAG_CHECK);
-    } while (n == VICTIM_BATCH);
+    drain_quarantine(MS_DIAG_CHECK);
 }
 
 /* ---- set-up ---------------------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #ifndef MS_DEBUG_LAYOUT_H
 #define MS_DEBUG_LAYOUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -87,6 +88,21 @@ static inline size_t ms_layout_first_not(const uint8_t *s, size_t n, uint8_t byt
         if (s[i] != byte)
             return i;
     return n;
+}
+
+/* Is all of s[0..n) `byte`?  The quarantine's verifier: 32 bytes per step with one
+ * branch, as its victims are all clean unless the program has a bug. */
+static inline bool ms_layout_all(const uint8_t *s, size_t n, uint8_t byte)
+{
+    uint64_t pattern = 0x0101010101010101ull * byte;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        uint64_t w[4];
+        memcpy(w, s + i, sizeof w);
+        if (((w[0] ^ pattern) | (w[1] ^ pattern) | (w[2] ^ pattern) | (w[3] ^ pattern)) != 0)
+            return false;
+    }
+    return ms_layout_first_not(s + i, n - i, byte) == n - i;
 }
 
 #endif

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,4 +189,63 @@ Test(debug_threads, racing_double_free_is_reported_once, .timeout = 60)
     cr_assert_not_null(fatal, "%s", text);
     cr_assert_not_null(strstr(fatal, "double free\n"), "%s", text);
     cr_assert_null(strstr(fatal + 1, "Fatal memshim error"), "one report only:\n%s", text);
+}
+
+/* With a budget of 1 MiB each thread queues its frees in a buffer of its own before they
+ * reach the shared queue (hooks/quarantine.c).  A block waiting there is still quarantined:
+ * a write after its free is found at exit and when it leaves, and a second free from
+ * another thread is a double free. */
+static char *freed_by_other;
+static pthread_barrier_t handed, done;
+
+static void *free_and_wait(void *arg)
+{
+    bool write = arg != NULL;
+    struct ms_allocator a = ms_debug_allocator('r');
+    freed_by_other = a.malloc(a.ctx, 20);
+    a.free(a.ctx, freed_by_other);
+    if (write)
+        freed_by_other[3] = 'A';
+    pthread_barrier_wait(&handed);
+    pthread_barrier_wait(&done);      /* alive (its buffer unflushed) until main is done */
+    return NULL;
+}
+
+enum buffered { AT_EXIT, AFTER_THREAD_EXIT, DOUBLE_FREE };
+
+static void buffered_block(void *arg)
+{
+    enum buffered what = *(enum buffered *)arg;
+    pthread_barrier_init(&handed, NULL, 2);
+    pthread_barrier_init(&done, NULL, 2);
+    pthread_t t;
+    pthread_create(&t, NULL, free_and_wait, what == DOUBLE_FREE ? NULL : (void *)1);
+    pthread_barrier_wait(&handed);
+    struct ms_allocator a = ms_debug_allocator('r');
+    if (what == AT_EXIT)
+        ms_debug_at_exit();
+    if (what == DOUBLE_FREE)
+        a.free(a.ctx, freed_by_other);
+    pthread_barrier_wait(&done);
+    pthread_join(t, NULL);
+    /* The exited thread's buffer joined the shared queue: push the block out of it. */
+    for (int i = 0; i < 8000; i++)
+        a.free(a.ctx, a.malloc(a.ctx, 200));
+}
+
+static void expect_buffered(enum buffered what, const char *fatal)
+{
+    static char text[8192];
+    int sig = run_child(1 << 20, buffered_block, &what, text, sizeof text);
+    cr_assert_eq(sig, SIGABRT, "signal %d, text:\n%s", sig, text);
+    cr_assert_not_null(strstr(text, fatal), "%s", text);
+}
+
+Test(debug_threads, blocks_in_a_threads_buffer_stay_quarantined, .timeout = 60)
+{
+    expect_buffered(AT_EXIT, "the byte at p+3 is 0x41, not DEADBYTE (0xdd).\n");
+    expect_buffered(AT_EXIT, "Fatal memshim error: memshim_debug_at_exit: write to freed memory\n");
+    expect_buffered(AFTER_THREAD_EXIT,
+                    "Fatal memshim error: memshim_debug_free: write to freed memory\n");
+    expect_buffered(DOUBLE_FREE, "    It is in the quarantine: this is its second free.\n");
 }

@@ -346,14 +346,14 @@ static void *debug_memalign(void *ctx, size_t alignment, size_t n)
 
 static size_t first_dirty(const struct ms_quarantine_rec *r)
 {
-    uintptr_t base = ms_livetab_base(&r->e);
-    return ms_layout_first_not((const uint8_t *)base, ms_livetab_end(&r->e) - base,
+    uintptr_t head = ms_livetab_head(&r->e);
+    return ms_layout_first_not((const uint8_t *)head, ms_livetab_end(&r->e) - head,
                                MS_DEADBYTE);
 }
 
 static void prefetch_extent(const struct ms_quarantine_rec *r)
 {
-    uintptr_t lo = ms_livetab_base(&r->e), hi = ms_livetab_end(&r->e);
+    uintptr_t lo = ms_livetab_head(&r->e), hi = ms_livetab_end(&r->e);
     if (hi - lo > 512)
         hi = lo + 512;
     for (uintptr_t a = lo & ~(uintptr_t)63; a < hi; a += 64)
@@ -367,12 +367,12 @@ static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op
     for (size_t i = 0; i < n; i++) {
         if (i + VERIFY_AHEAD < n)
             prefetch_extent(&v[i + VERIFY_AHEAD]);
-        uintptr_t base = ms_livetab_base(&v[i].e);
-        size_t extent = ms_livetab_end(&v[i].e) - base;
-        if (!ms_layout_all((const uint8_t *)base, extent, MS_DEADBYTE))
-            ms_diag_write_after_free(&S.cfg, op, &v[i], base + first_dirty(&v[i]));
+        uintptr_t head = ms_livetab_head(&v[i].e);
+        size_t extent = ms_livetab_end(&v[i].e) - head;
+        if (!ms_layout_all((const uint8_t *)head, extent, MS_DEADBYTE))
+            ms_diag_write_after_free(&S.cfg, op, &v[i], head + first_dirty(&v[i]));
         const struct ms_allocator *lo = lower_of(ms_livetab_api(&v[i].e));
-        lo->free(lo->ctx, (void *)base);
+        lo->free(lo->ctx, (void *)ms_livetab_base(&v[i].e));
     }
 }
 
@@ -380,11 +380,11 @@ static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op
  * back when there is no quarantine (or it is bigger than the whole budget). */
 static void retire(const struct ms_livetab_entry *e)
 {
-    uintptr_t base = ms_livetab_base(e);
-    size_t extent = ms_livetab_end(e) - base;
+    uintptr_t head = ms_livetab_head(e);
+    size_t extent = ms_livetab_end(e) - head;
     size_t budget = S.cfg.quarantine_bytes;
     uint64_t serial = ms_layout_get_be((const uint8_t *)e->p + ms_livetab_size(e) + MS_DEBUG_S);
-    memset((void *)base, MS_DEADBYTE, extent);
+    memset((void *)head, MS_DEADBYTE, extent);
     if (budget != 0 && extent <= budget) {
         struct ms_quarantine_rec rec = {
             .e = *e, .serial = serial,
@@ -402,7 +402,7 @@ static void retire(const struct ms_livetab_entry *e)
         }
     }
     const struct ms_allocator *lo = lower_of(ms_livetab_api(e));
-    lo->free(lo->ctx, (void *)base);
+    lo->free(lo->ctx, (void *)ms_livetab_base(e));
 }
 
 static void debug_free(void *ctx, void *ptr)
@@ -555,7 +555,7 @@ static bool live_is_bad(const struct ms_livetab_entry *e, void *arg)
 static bool freed_is_dirty(const struct ms_quarantine_rec *r, void *arg)
 {
     (void)arg;
-    return ms_livetab_base(&r->e) + first_dirty(r) != ms_livetab_end(&r->e);
+    return ms_livetab_head(&r->e) + first_dirty(r) != ms_livetab_end(&r->e);
 }
 
 static void check_live(enum ms_diag_op op)
@@ -570,7 +570,7 @@ static void check_quarantine(enum ms_diag_op op)
 {
     struct ms_quarantine_rec r;
     if (ms_quarantine_walk(freed_is_dirty, NULL, &r))
-        ms_diag_write_after_free(&S.cfg, op, &r, ms_livetab_base(&r.e) + first_dirty(&r));
+        ms_diag_write_after_free(&S.cfg, op, &r, ms_livetab_head(&r.e) + first_dirty(&r));
 }
 
 void ms_debug_check_heap(void)

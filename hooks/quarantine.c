@@ -71,7 +71,7 @@ static struct quarantine_state {
  * are a third of the total, measured under python3; the budget bounds the real RSS). */
 static inline size_t charge_of(const struct ms_quarantine_rec *r)
 {
-    return ms_livetab_end(&r->e) - ms_livetab_base(&r->e) + sizeof *r;
+    return ms_livetab_end(&r->e) - ms_livetab_head(&r->e) + sizeof *r;
 }
 
 static inline struct ms_quarantine_rec *at(size_t i)
@@ -141,7 +141,7 @@ static size_t pop_locked(struct ms_quarantine_rec *victims, size_t max, size_t k
      * the next batch start on their way, whole lines up to their first 512 bytes. */
     for (size_t k = 0; n != 0 && k < PREFETCH_VICTIMS && k < Q.count; k++) {
         const struct ms_livetab_entry *e = &at(k)->e;
-        uintptr_t lo = ms_livetab_base(e), hi = ms_livetab_end(e);
+        uintptr_t lo = ms_livetab_head(e), hi = ms_livetab_end(e);
         if (hi - lo > 512)
             hi = lo + 512;
         for (uintptr_t a = lo & ~(uintptr_t)63; a < hi; a += 64)

@@ -24,7 +24,7 @@
 
 struct ms_quarantine_rec {
     struct ms_livetab_entry e;  /* the block as the live table knew it; DEADBYTE from
-                                   ms_livetab_base(&e) to ms_livetab_end(&e) */
+                                   ms_livetab_head(&e) to ms_livetab_end(&e) */
     uint64_t serial;            /* the call that made it (read from its trailer) */
     uint64_t freed_after;       /* serial counter when it was freed */
 };

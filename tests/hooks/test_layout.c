@@ -151,6 +151,27 @@ Test(debug_layout, memalign_keeps_the_layout_in_front_of_an_aligned_p)
     cr_assert_null(a.memalign(a.ctx, 48, 10), "alignment must be a power of two");
 }
 
+/* The gap between the lower block and the header was never the user's: free must not
+ * fill it (a 1 GiB alignment made every free write a gigabyte), and the quarantine charges
+ * the block, not the gap. */
+Test(debug_layout, free_of_an_aligned_block_leaves_the_alignment_gap_alone)
+{
+    debug_setup(1 << 20);
+    struct ms_allocator a = api('r');
+    uint8_t *p = a.memalign(a.ctx, 65536, 100);
+    cr_assert_not_null(p);
+    uint8_t *base = p - 65536;
+    memset(base, 0x5A, 65536 - 16);
+    a.free(a.ctx, p);
+    assert_all(base, 65536 - 16, 0x5A, "alignment gap");
+    assert_all(p - 16, 132, 0xDD, "freed aligned block");
+    struct ms_debug_stats st;
+    ms_debug_get_stats(&st);
+    cr_assert_eq(st.quarantine_blocks, 1);
+    cr_assert_eq(st.quarantine_bytes, 132 + 32, "the block and its record, not the gap");
+    ms_debug_at_exit();
+}
+
 Test(debug_layout, free_fills_the_whole_block_and_quarantines_it)
 {
     debug_setup(1 << 20);

@@ -134,8 +134,10 @@ pytests)
 	fi
 	TESTS="test_dict test_list test_set test_unicode test_bytes test_json test_re test_threading
 	       test_gc test_tracemalloc test_struct test_collections test_functools"
+	# test_lru_cache_threaded counts cache misses across threads racing under a 1 us switch
+	# interval: on a loaded 2-core machine it fails plain runs too (4 != 5), so it is left out.
 	# shellcheck disable=SC2086
-	both env PYTHONMALLOC=malloc "$PY" -m test $TESTS
+	both env PYTHONMALLOC=malloc "$PY" -m test -i test_lru_cache_threaded $TESTS
 	for tag in plain shim; do
 		grep -E '^(== Tests result|All [0-9]+ tests? OK|[0-9]+ tests? (failed|skipped|OK|altered)|    test_)' \
 			"$WORK/$tag.out" >"$WORK/$tag.summary"

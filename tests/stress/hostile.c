@@ -178,8 +178,8 @@ static void aligned_boundaries(void)
                   sink, errno);
         }
         /* A huge alignment with a small size: a block aligned as asked, or a clean
-         * failure (glibc: ENOMEM once the alignment cannot be mapped).  Only up to 1 GiB:
-         * larger ones that succeed cost the debug modes a minute of page faults (open). */
+         * failure (glibc: ENOMEM once the alignment cannot be mapped).  Only up to 1 GiB,
+         * to keep the reserved address space small. */
         for (size_t n = 0; s <= 30 && n <= 600; n += 100) {
             void *p = (void *)&sink;
             int rc = posix_memalign(&p, a, opaque(n));

@@ -9,6 +9,7 @@
 #include "libc.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 
 static struct {
     size_t (*usable_size)(void *);
@@ -21,6 +22,16 @@ void ms_libc_init(void)
     /* Never our own export: that would recurse forever. */
     if (sym != NULL && sym != (void *)malloc_usable_size)
         libc.usable_size = (size_t(*)(void *))sym;
+}
+
+/* glibc initialises its malloc on the first call, lazily and without a lock.  Under us a
+ * program's first call to it may come from two threads at once (the main thread made only
+ * small requests): both then took the main arena with a single attachment, and the second
+ * to exit aborted in __malloc_arena_thread_freeres.  malloc_trim initialises it without
+ * allocating; called from the constructor, in the main thread before main. */
+void ms_libc_prepare(void)
+{
+    (void)malloc_trim(0);
 }
 
 static void *libc_malloc(void *ctx, size_t size)

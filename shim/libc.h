@@ -19,6 +19,10 @@ extern void *__libc_memalign(size_t alignment, size_t size);
 /* Resolve what has no __libc_ name (malloc_usable_size).  Called once after start-up. */
 void ms_libc_init(void);
 
+/* Initialise the C library's malloc now (from the constructor: the main thread, before
+ * main), so that no two threads can be first to call it. */
+void ms_libc_prepare(void);
+
 /* The C library as a struct ms_allocator (allocator.h semantics). */
 struct ms_allocator ms_libc_allocator(void);
 

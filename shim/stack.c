@@ -168,6 +168,7 @@ enum ms_route ms_shim_route_slow(void)
 __attribute__((constructor)) static void memshim_start(void)
 {
     (void)ms_shim_route();
+    ms_libc_prepare();
     /* The modes that print tracebacks load the symboliser now, while dlopen is safe: not
      * in compose(), which may run inside the dynamic loader's own malloc call, and not at
      * the fatal error, in a damaged process. */

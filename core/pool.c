@@ -50,6 +50,7 @@ static struct ms_pool *pool_start(struct ms_core *c, unsigned cls)
         p->maxnextoffset = (uint32_t)(MS_POOL_SIZE - ms_class_size(cls));
     }
     MS_ASSERT(p->count == 0);
+    __atomic_store_n(&p->owner, 0, __ATOMIC_RELAXED);
     ms_arenamap_set_pool(p, ms_arenamap_value(cls));
     used_push_front(&c->pools, p);
     return p;
@@ -90,7 +91,22 @@ static unsigned pool_take_run(struct ms_pool *p, size_t size, unsigned want, voi
     return got;
 }
 
-unsigned ms_pool_alloc_chain(struct ms_core *c, unsigned cls, unsigned n, void **head)
+/* The first used pool of the list that owner may take from (see MS_POOL_OWNER_SCAN);
+ * the sentinel (start a fresh pool) when the whole list belongs to other live threads. */
+static struct ms_pool *pick(struct ms_pools *ps, struct ms_pool *sentinel, unsigned owner)
+{
+    struct ms_pool *p = sentinel->next;
+    for (int i = 0; i < MS_POOL_OWNER_SCAN; i++, p = p->next) {
+        if (p == sentinel)
+            return p;
+        if (ms_pools_may_take(ps, p, owner))
+            return p;
+    }
+    return sentinel->next;
+}
+
+unsigned ms_pool_alloc_chain(struct ms_core *c, unsigned cls, unsigned n, unsigned owner,
+                             void **head)
 {
     size_t size = ms_class_size(cls);
     struct ms_pool *sentinel = &c->pools.used[cls];
@@ -100,7 +116,7 @@ unsigned ms_pool_alloc_chain(struct ms_core *c, unsigned cls, unsigned n, void *
     if (MS_UNLIKELY(sentinel->next == NULL))
         ms_pools_init(&c->pools);   /* first block ever: the core is zero-initialised */
     while (got < n) {
-        struct ms_pool *p = sentinel->next;
+        struct ms_pool *p = pick(&c->pools, sentinel, owner);
         if (p == sentinel) {
             /* A new arena would be mapped: first give the transfer lists' blocks back, they
              * may free whole pools (for this class or any other). */
@@ -110,6 +126,7 @@ unsigned ms_pool_alloc_chain(struct ms_core *c, unsigned cls, unsigned n, void *
             if (p == NULL)
                 break;
         }
+        __atomic_store_n(&p->owner, (uint16_t)owner, __ATOMIC_RELAXED);
         got += pool_take_run(p, size, n - got, &tail);
         if (ms_pool_is_full(p))
             used_unlink(p);

@@ -41,7 +41,7 @@ static void *central_alloc(struct ms_core *c, unsigned cls)
 {
     void *p;
     ms_core_lock(c);
-    unsigned got = ms_pool_alloc_chain(c, cls, 1, &p);
+    unsigned got = ms_pool_alloc_chain(c, cls, 1, 0, &p);
     MS_EXPENSIVE(ms_core_check_invariants(c));
     ms_core_unlock(c);
     return got ? p : NULL;
@@ -134,12 +134,17 @@ static void depot_push(struct ms_core *c, unsigned cls, void *batch)
 }
 
 /* A full batch for a thread, or NULL.  No lock held on entry. */
-static void *depot_pop(struct ms_core *c, unsigned cls)
+/* The top batch, unless its blocks come from another live thread's pool: that thread
+ * will want them back, and taking them would interleave two threads' blocks (pool.h). */
+static void *depot_pop(struct ms_core *c, unsigned cls, unsigned owner)
 {
     struct ms_depot *d = &c->tc.depot[cls];
     pthread_mutex_lock(&d->lock);
     void *b = d->batches;
-    d->bypass = false;          /* somebody takes blocks of this class again */
+    if (b != NULL && !ms_pools_may_take(&c->pools, ms_pool_of(b), owner))
+        b = NULL;
+    else
+        d->bypass = false;      /* somebody takes blocks of this class again */
     if (b != NULL) {
         d->batches = batch_next(b);
         d->n--;
@@ -181,6 +186,7 @@ static void destructor(void *arg)
     ms_core_lock(c);
     bins_flush(c, t);
     registry_unlink(c, t);
+    ms_pools_owner_live(&c->pools, t->owner, 0);
     t->next = c->tc.retired;
     c->tc.retired = t;
     MS_EXPENSIVE(ms_core_check_invariants(c));
@@ -201,6 +207,14 @@ static struct ms_tcache *cache_create(struct ms_core *c)
         tls_phase = PHASE_NONE;
         return NULL;
     }
+    if (t->owner == 0) {
+        /* A fresh struct (a reused one keeps its id).  Past the last id: none, no pools
+         * of its own, still correct. */
+        ms_core_lock(c);
+        if (c->tc.nowners < MS_POOL_OWNERS - 1)
+            t->owner = (uint16_t)++c->tc.nowners;
+        ms_core_unlock(c);
+    }
     /* Bins of values that are not classes stay zero (room 0) from ms_os_map on. */
     for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
         t->bins[ms_arenamap_value(cls)].head = t->spare[cls] = NULL;
@@ -219,6 +233,8 @@ static struct ms_tcache *cache_create(struct ms_core *c)
         return NULL;
     }
     ms_core_lock(c);
+    if (t->owner != 0)
+        ms_pools_owner_live(&c->pools, t->owner, 1);
     t->prev = NULL;
     t->next = c->tc.live;
     if (t->next != NULL)
@@ -257,12 +273,12 @@ void *ms_tcache_alloc_slow(struct ms_bin *b)
             b->head = spare;
             b->room = 0;
         } else {
-            void *batch = depot_pop(c, cls);
+            void *batch = depot_pop(c, cls, t->owner);
             unsigned n = max;
             t->refilled[cls] = true;
             if (batch == NULL) {
                 ms_core_lock(c);
-                n = ms_pool_alloc_chain(c, cls, n, &batch);
+                n = ms_pool_alloc_chain(c, cls, n, t->owner, &batch);
                 MS_EXPENSIVE(ms_core_check_invariants(c));
                 ms_core_unlock(c);
             }
@@ -371,6 +387,7 @@ void ms_tcache_after_fork_child(struct ms_core *c)
         struct ms_tcache *next = t->next;
         if (t != self) {
             /* Its thread does not exist here: its blocks are abandoned, the struct reused. */
+            ms_pools_owner_live(&c->pools, t->owner, 0);
             t->next = c->tc.retired;
             c->tc.retired = t;
         }

@@ -113,6 +113,8 @@ struct ms_tcache {
     uint16_t spare_cap[MS_NUM_CLASSES];    /* its bound now: 1..ms_tcache_spare_max */
     bool refilled[MS_NUM_CLASSES];         /* took a shared batch since the bound last
                                               moved */
+    uint16_t owner;                        /* its id as pools' owner (pool.h), kept when
+                                              the struct is reused */
     struct ms_tcache *next;     /* registry of live caches / retired list (core lock) */
     struct ms_tcache *prev;
 };
@@ -135,6 +137,7 @@ struct ms_tcache_shared {
     struct ms_depot depot[MS_NUM_CLASSES];
     struct ms_tcache *live;     /* registry of live caches, for stats and fork */
     struct ms_tcache *retired;  /* cache structs of exited threads, for reuse */
+    unsigned nowners;           /* owner ids given out (1..MS_POOL_OWNERS-1, then 0) */
     pthread_key_t key;
     bool key_ok;
 };

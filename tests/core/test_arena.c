@@ -156,7 +156,7 @@ Test(arena, transfer_lists_reclaimed_before_a_new_arena)
     static void *b[NB];
     void *head;
     ms_core_lock(&ms_core);
-    cr_assert_eq(ms_pool_alloc_chain(&ms_core, 31, NB, &head), NB);
+    cr_assert_eq(ms_pool_alloc_chain(&ms_core, 31, NB, 0, &head), NB);
     for (int i = 0; i < NB; i++, head = *(void **)head)
         b[i] = head;
     void *batches = NULL, *batch = NULL;

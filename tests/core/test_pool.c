@@ -25,7 +25,7 @@ Test(sizeclass, geometry)
     cr_assert_eq(ms_class_nblocks(0), (16384 - 48) / 16);
     cr_assert_eq(ms_class_nblocks(31), 31);
     cr_assert_eq(ms_class_quantization(31), 16336 - 31 * 512);
-    cr_assert_eq(sizeof(struct ms_pool), 48);
+    cr_assert_eq(sizeof(struct ms_pool), 48, "the owner id fits in the old szidx word");
     cr_assert(ms_arena_size_valid(256 << 10));
     cr_assert(ms_arena_size_valid(64 << 20));
     cr_assert(!ms_arena_size_valid(128 << 10));
@@ -37,7 +37,7 @@ static void *take(unsigned cls)
 {
     void *p;
     ms_core_lock(&ms_core);
-    unsigned n = ms_pool_alloc_chain(&ms_core, cls, 1, &p);
+    unsigned n = ms_pool_alloc_chain(&ms_core, cls, 1, 0, &p);
     ms_core_unlock(&ms_core);
     cr_assert_eq(n, 1);
     return p;
@@ -132,7 +132,7 @@ Test(pool, chain_is_exact_and_terminated)
     core_setup(0, false);
     void *head;
     ms_core_lock(&ms_core);
-    unsigned n = ms_pool_alloc_chain(&ms_core, 0, 1500, &head);
+    unsigned n = ms_pool_alloc_chain(&ms_core, 0, 1500, 0, &head);
     ms_core_unlock(&ms_core);
     cr_assert_eq(n, 1500, "spans two pools");
     unsigned k = 0;
@@ -156,7 +156,7 @@ Test(pool, chain_cuts_the_free_list_then_carves)
         give(b[i]);                      /* free list: b9, b8, ..., b0 */
     void *head;
     ms_core_lock(&ms_core);
-    unsigned n = ms_pool_alloc_chain(&ms_core, 3, 4, &head);
+    unsigned n = ms_pool_alloc_chain(&ms_core, 3, 4, 0, &head);
     ms_core_unlock(&ms_core);
     cr_assert_eq(n, 4);
     void *x = head;
@@ -167,7 +167,7 @@ Test(pool, chain_cuts_the_free_list_then_carves)
     cr_assert_eq(p->count, 6);
     /* Asking for more than the list holds: the list, then carving continues at b[12]. */
     ms_core_lock(&ms_core);
-    n = ms_pool_alloc_chain(&ms_core, 3, 8, &head);
+    n = ms_pool_alloc_chain(&ms_core, 3, 8, 0, &head);
     ms_core_unlock(&ms_core);
     cr_assert_eq(n, 8);
     x = head;
@@ -178,4 +178,67 @@ Test(pool, chain_cuts_the_free_list_then_carves)
     cr_assert_null(*(void **)*(void **)x);
     cr_assert_null(p->freeblock);
     cr_assert_eq(p->count, 14);
+}
+
+static void *take_as(unsigned cls, unsigned owner)
+{
+    void *p;
+    ms_core_lock(&ms_core);
+    unsigned n = ms_pool_alloc_chain(&ms_core, cls, 1, owner, &p);
+    ms_core_unlock(&ms_core);
+    cr_assert_eq(n, 1);
+    return p;
+}
+
+static void set_live(unsigned owner, int live)
+{
+    ms_core_lock(&ms_core);
+    ms_pools_owner_live(&ms_core.pools, owner, live);
+    ms_core_unlock(&ms_core);
+}
+
+/* Two live threads get pools of their own (their blocks never share a cache line); a
+ * pool whose thread ended, or that nobody owns, is anybody's. */
+Test(pool, live_owners_get_pools_of_their_own)
+{
+    core_setup(0, false);
+    unsigned cls = 4;
+    set_live(1, 1);
+    set_live(2, 1);
+    char *a = take_as(cls, 1);
+    char *b = take_as(cls, 2);
+    cr_assert_neq(ms_pool_of(a), ms_pool_of(b), "thread 2 must not take from thread 1's pool");
+    cr_assert_eq(ms_pool_of(take_as(cls, 1)), ms_pool_of(a), "owner 1 keeps its pool");
+    cr_assert_eq(ms_pool_of(take_as(cls, 2)), ms_pool_of(b), "owner 2 keeps its pool");
+    cr_assert(!ms_pools_may_take(&ms_core.pools, ms_pool_of(a), 2));
+    cr_assert(ms_pools_may_take(&ms_core.pools, ms_pool_of(a), 1));
+    /* Thread 1 ends: its pool is the first on the list that thread 3 may take from. */
+    set_live(1, 0);
+    set_live(3, 1);
+    cr_assert(ms_pools_may_take(&ms_core.pools, ms_pool_of(a), 2));
+    struct ms_pool *got = ms_pool_of(take_as(cls, 3));
+    cr_assert_eq(got, ms_pool_of(a), "a dead owner's pool is taken before a fresh one");
+    cr_assert_eq(ms_pool_of(take_as(cls, 0)), first_used(cls),
+                 "no owner (no thread cache): the front pool");
+    set_live(2, 0);
+    set_live(3, 0);
+}
+
+/* Past MS_POOL_OWNER_SCAN pools of other live threads, the front one is taken anyway:
+ * memory is not held back for a thread. */
+Test(pool, a_long_list_of_foreign_pools_is_shared_not_grown)
+{
+    core_setup(0, false);
+    unsigned cls = 31, nb = ms_class_nblocks(cls);
+    for (unsigned o = 1; o <= MS_POOL_OWNER_SCAN + 1; o++) {
+        set_live(o, 1);
+        for (unsigned i = 0; i < nb - 1; i++)   /* a pool each, one block short of full */
+            (void)take_as(cls, o);
+    }
+    unsigned stranger = MS_POOL_OWNER_SCAN + 2;
+    set_live(stranger, 1);
+    struct ms_pool *front = first_used(cls);
+    cr_assert_eq(ms_pool_of(take_as(cls, stranger)), front);
+    for (unsigned o = 1; o <= stranger; o++)
+        set_live(o, 0);
 }

@@ -96,12 +96,9 @@ static unsigned pool_take_run(struct ms_pool *p, size_t size, unsigned want, voi
 static struct ms_pool *pick(struct ms_pools *ps, struct ms_pool *sentinel, unsigned owner)
 {
     struct ms_pool *p = sentinel->next;
-    for (int i = 0; i < MS_POOL_OWNER_SCAN; i++, p = p->next) {
-        if (p == sentinel)
+    for (int i = 0; i < MS_POOL_OWNER_SCAN; i++, p = p->next)
+        if (p == sentinel || ms_pools_may_take(ps, p, owner))
             return p;
-        if (ms_pools_may_take(ps, p, owner))
-            return p;
-    }
     return sentinel->next;
 }
 

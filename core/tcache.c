@@ -133,9 +133,9 @@ static void depot_push(struct ms_core *c, unsigned cls, void *batch)
     ms_core_unlock(c);
 }
 
-/* A full batch for a thread, or NULL.  No lock held on entry. */
-/* The top batch, unless its blocks come from another live thread's pool: that thread
- * will want them back, and taking them would interleave two threads' blocks (pool.h). */
+/* A full batch for a thread, or NULL.  No lock held on entry.  Not a batch of another
+ * live thread's pool: that thread will want it back, and taking it would interleave two
+ * threads' blocks (pool.h). */
 static void *depot_pop(struct ms_core *c, unsigned cls, unsigned owner)
 {
     struct ms_depot *d = &c->tc.depot[cls];
@@ -207,14 +207,6 @@ static struct ms_tcache *cache_create(struct ms_core *c)
         tls_phase = PHASE_NONE;
         return NULL;
     }
-    if (t->owner == 0) {
-        /* A fresh struct (a reused one keeps its id).  Past the last id: none, no pools
-         * of its own, still correct. */
-        ms_core_lock(c);
-        if (c->tc.nowners < MS_POOL_OWNERS - 1)
-            t->owner = (uint16_t)++c->tc.nowners;
-        ms_core_unlock(c);
-    }
     /* Bins of values that are not classes stay zero (room 0) from ms_os_map on. */
     for (unsigned cls = 0; cls < MS_NUM_CLASSES; cls++) {
         t->bins[ms_arenamap_value(cls)].head = t->spare[cls] = NULL;
@@ -233,6 +225,10 @@ static struct ms_tcache *cache_create(struct ms_core *c)
         return NULL;
     }
     ms_core_lock(c);
+    /* A fresh struct gets an owner id (a reused one keeps its own).  Past the last id:
+     * none, no pools of its own, still correct. */
+    if (t->owner == 0 && c->tc.nowners < MS_POOL_OWNERS - 1)
+        t->owner = (uint16_t)++c->tc.nowners;
     if (t->owner != 0)
         ms_pools_owner_live(&c->pools, t->owner, 1);
     t->prev = NULL;

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "os.h"
+#include "solo.h"
 #include "spinlock.h"
 
 #define LEAF_SHIFT 28                          /* 256 MiB of addresses per leaf */
@@ -78,22 +79,41 @@ static struct leaf *make_leaf(uintptr_t p)
     return l;
 }
 
-int ms_blockmap_set(uintptr_t p)
+static void mark_page_used(struct leaf *l, size_t i)
 {
-    struct leaf *l = leaf_of(p);
-    if (l == NULL && (l = make_leaf(p)) == NULL)
-        return -1;
-    size_t i = bit_index(p);
     size_t page = i / 64 / PAGE_WORDS;
     uint64_t page_bit = (uint64_t)1 << (page % 64);
     if (!(atomic_load_explicit(&l->used_pages[page / 64], memory_order_relaxed) & page_bit))
         atomic_fetch_or_explicit(&l->used_pages[page / 64], page_bit, memory_order_relaxed);
-    atomic_fetch_or_explicit(&l->bits[i / 64], (uint64_t)1 << (i % 64), memory_order_release);
+}
+
+static __attribute__((noinline)) int set_in_new_leaf(uintptr_t p)
+{
+    if (make_leaf(p) == NULL)
+        return -1;
+    return ms_blockmap_set(p);
+}
+
+/* The fast path needs no saved registers: a missing leaf is a call of its own. */
+int ms_blockmap_set(uintptr_t p)
+{
+    struct leaf *l = leaf_of(p);
+    if (__builtin_expect(l == NULL, 0))
+        return set_in_new_leaf(p);
+    size_t i = bit_index(p);
+    mark_page_used(l, i);
+    _Atomic uint64_t *w = &l->bits[i / 64];
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    if (ms_solo())
+        atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) | bit,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_or_explicit(w, bit, memory_order_release);
     return 0;
 }
 
 /* The word and bit of p, or NULL when p cannot be live (not covered, no leaf). */
-static _Atomic uint64_t *word_of(uintptr_t p, uint64_t *bit, struct leaf **leaf)
+static inline __attribute__((always_inline)) _Atomic uint64_t *word_of(uintptr_t p, uint64_t *bit, struct leaf **leaf)
 {
     if (!ms_blockmap_covers(p) || (*leaf = leaf_of(p)) == NULL)
         return NULL;
@@ -127,6 +147,12 @@ bool ms_blockmap_claim(uintptr_t p)
     _Atomic uint64_t *w = word_of(p, &bit, &l);
     if (w == NULL)
         return false;
+    if (ms_solo()) {
+        /* No walk can run meanwhile: walks are this thread's too. */
+        uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
+        atomic_store_explicit(w, old & ~bit, memory_order_relaxed);
+        return (old & bit) != 0;
+    }
     for (;;) {
         uint64_t seq = atomic_load_explicit(&M.walk_seq, memory_order_seq_cst);
         uint64_t old = atomic_fetch_and_explicit(w, ~bit, memory_order_seq_cst);

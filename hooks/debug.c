@@ -25,11 +25,13 @@
 
 #include "addrkind.h"
 #include "blockmap.h"
+#include "check.h"
 #include "debug_layout.h"
 #include "diag.h"
 #include "guard.h"
 #include "livetab.h"
 #include "quarantine.h"
+#include "solo.h"
 
 #define NAPIS 5
 #define VICTIM_BATCH 64            /* a thread buffer's 32 and their byte balance */
@@ -44,6 +46,7 @@ struct debug_api {
 static struct debug_state {
     struct ms_debug_config cfg;
     _Atomic uint64_t serial;          /* CPython's serialno, shared by every API */
+    bool any_own_lower;               /* some id has a lower of its own: look it up */
     bool atfork_registered;
     struct debug_api apis[NAPIS];
 } S = {
@@ -63,6 +66,8 @@ static inline char api_of(void *ctx)
  * corrupted header) gets cfg.lower. */
 static inline const struct ms_allocator *lower_of(char api)
 {
+    if (MS_LIKELY(!S.any_own_lower))
+        return &S.cfg.lower;
     for (int i = 0; i < NAPIS; i++)
         if (S.apis[i].id == api)
             return S.apis[i].own_lower ? &S.apis[i].lower : &S.cfg.lower;
@@ -71,6 +76,11 @@ static inline const struct ms_allocator *lower_of(char api)
 
 static inline uint64_t bump_serial(void)
 {
+    if (ms_solo()) {
+        uint64_t s = atomic_load_explicit(&S.serial, memory_order_relaxed) + 1;
+        atomic_store_explicit(&S.serial, s, memory_order_relaxed);
+        return s;
+    }
     return atomic_fetch_add_explicit(&S.serial, 1, memory_order_relaxed) + 1;
 }
 
@@ -673,6 +683,7 @@ int ms_debug_set_lower(char api_id, const struct ms_allocator *lower)
         if (S.apis[i].id == api_id) {
             S.apis[i].lower = *lower;
             S.apis[i].own_lower = true;
+            S.any_own_lower = true;
             return 0;
         }
     }

@@ -6,6 +6,7 @@
  * needs an atomic on unlock to look for waiters).  Spinners yield the CPU after a short
  * while, so a holder that was preempted (or is growing a table with mmap) gets it back.
  *
+ * Taking it is a plain store while the process has one thread (solo.h).
  * Never allocates, never blocks in the kernel except sched_yield.  A child after fork()
  * re-initialises every lock it may have inherited held (ms_spin_init).
  */
@@ -14,6 +15,8 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+
+#include "solo.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define MS_CPU_RELAX() __builtin_ia32_pause()
@@ -34,6 +37,12 @@ static inline void ms_spin_init(struct ms_spin *l)
 
 static inline void ms_spin_lock(struct ms_spin *l)
 {
+    if (ms_solo()) {
+        /* Nobody else to exclude; a lock held here now would be held by ourselves,
+         * which spinning would not cure either. */
+        atomic_store_explicit(&l->held, 1, memory_order_relaxed);
+        return;
+    }
     while (atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
         for (int spins = 0; atomic_load_explicit(&l->held, memory_order_relaxed); spins++) {
             if (spins < 64)

@@ -39,6 +39,7 @@
 
 #include "guard.h"
 #include "os.h"
+#include "solo.h"
 #include "spinlock.h"
 #include "symbolize.h"
 #include "unwind.h"
@@ -138,9 +139,20 @@ static void timeline_check(size_t cur)
     }
 }
 
+/* current += delta; lock-free across shards, a plain update when alone (solo.h). */
+static size_t account_move(size_t delta)
+{
+    if (ms_solo()) {
+        size_t cur = __atomic_load_n(&trace_state.current, __ATOMIC_RELAXED) + delta;
+        __atomic_store_n(&trace_state.current, cur, __ATOMIC_RELAXED);
+        return cur;
+    }
+    return __atomic_add_fetch(&trace_state.current, delta, __ATOMIC_RELAXED);
+}
+
 static void account_add(size_t size)
 {
-    size_t cur = __atomic_add_fetch(&trace_state.current, size, __ATOMIC_RELAXED);
+    size_t cur = account_move(size);
     size_t peak = __atomic_load_n(&trace_state.peak, __ATOMIC_RELAXED);
     while (cur > peak &&
            !__atomic_compare_exchange_n(&trace_state.peak, &peak, cur, 1, __ATOMIC_RELAXED,
@@ -151,7 +163,7 @@ static void account_add(size_t size)
 
 static void account_sub(size_t size)
 {
-    timeline_check(__atomic_sub_fetch(&trace_state.current, size, __ATOMIC_RELAXED));
+    timeline_check(account_move(-size));
 }
 
 /* ---- the sharded main table ------------------------------------------------------- */

@@ -8,7 +8,9 @@
  * ring in one go, under one lock, and the victims leave in one batch.  (The lock's atomic
  * exchange on every free waited for the 0xDD fill's stores to drain: 12% of debug churn.)
  * The ring is kept at budget - front_limit bytes, so one thread's quarantine stays within
- * the budget; each further thread may hold front_limit more.
+ * the budget; each further thread may hold front_limit more.  While the process has one
+ * thread (solo.h) the lock is a plain store and the buffer would only add a copy: frees go
+ * straight into the ring, which then holds the whole budget.
  *
  * Readers of other threads' buffers (find, walk, counts) hold Q.lock, which every change
  * but the owner's lock-free append also holds; the append writes the record past the
@@ -24,6 +26,7 @@
 #include <string.h>
 
 #include "os.h"
+#include "solo.h"
 #include "spinlock.h"
 
 #define INITIAL_RECS 1024u
@@ -53,11 +56,11 @@ static struct quarantine_state {
     size_t count;
     size_t bytes;                     /* sum of the queued charges */
     size_t budget;
-    /* The last HISTORY blocks that left the queue, so that a free of one of them is
-     * still called a double free (error path only; written under the lock we hold
-     * anyway, so it costs one store per block). */
-    struct ms_quarantine_rec *history;
-    size_t history_next;
+    /* The records of the last `behind` blocks that left the queue stay in the ring just
+     * before head (ring[(head - k) & (cap - 1)], k = 1..behind), so that a free of one of
+     * them is still called a double free (error path only).  The ring keeps HISTORY
+     * slots spare for them: nothing is copied when a block leaves. */
+    size_t behind;
     size_t front_limit;               /* bytes a thread's buffer may hold (0: none) */
     struct front *fronts;             /* every thread's buffer */
     struct front *spare_fronts;       /* buffers of threads that exited, for reuse */
@@ -79,24 +82,25 @@ static inline struct ms_quarantine_rec *at(size_t i)
     return &Q.ring[(Q.head + i) & (Q.cap - 1)];
 }
 
-/* Room in the ring for `more` records. */
+/* Room in the ring for `more` records besides HISTORY slots of records that left. */
 static int reserve(size_t more)
 {
     size_t ncap = Q.cap ? Q.cap : INITIAL_RECS;
-    while (ncap - Q.count < more)
+    while (ncap - Q.count < more + HISTORY)
         ncap *= 2;
     if (ncap == Q.cap)
         return 0;
     struct ms_quarantine_rec *nring = ms_os_map(ncap * sizeof *nring);
     if (nring == NULL)
         return -1;
-    for (size_t i = 0; i < Q.count; i++)
-        nring[i] = *at(i);
+    size_t behind = Q.behind;
+    for (size_t i = 0; i < behind + Q.count; i++)
+        nring[i] = Q.ring[(Q.head - behind + i) & (Q.cap - 1)];
     if (Q.ring != NULL)
         ms_os_unmap(Q.ring, Q.cap * sizeof *Q.ring);
     Q.ring = nring;
     Q.cap = ncap;
-    Q.head = 0;
+    Q.head = behind;
     return 0;
 }
 
@@ -105,6 +109,8 @@ static void append_locked(const struct ms_quarantine_rec *r)
     *at(Q.count) = *r;
     Q.count++;
     Q.bytes += charge_of(r);
+    if (Q.count + Q.behind > Q.cap)
+        Q.behind = Q.cap - Q.count;    /* the oldest record that left was overwritten */
 }
 
 /* Move f's records into the ring (Q.lock held); -1 when the ring cannot grow. */
@@ -129,11 +135,10 @@ static size_t pop_locked(struct ms_quarantine_rec *victims, size_t max, size_t k
     size_t n = 0;
     while (n < max && Q.count > 0 && Q.bytes > keep_bytes) {
         victims[n] = *at(0);
-        if (Q.history != NULL)
-            Q.history[Q.history_next++ & (HISTORY - 1)] = victims[n];
         Q.bytes -= charge_of(&victims[n]);
         Q.head++;
         Q.count--;
+        Q.behind += Q.behind < HISTORY;
         n++;
     }
     /* Victims' memory is cold (the budget is far bigger than the caches) and the verifier
@@ -240,8 +245,6 @@ void ms_quarantine_configure(size_t budget)
     /* Small budgets (tests, MEMSHIM_QUARANTINE=64K) keep the exact per-free FIFO. */
     Q.front_limit = budget / 64 < 1024 ? 0
                   : budget / 64 < FRONT_MAX_BYTES ? budget / 64 : FRONT_MAX_BYTES;
-    if (budget != 0 && Q.history == NULL)
-        Q.history = ms_os_map(HISTORY * sizeof *Q.history);
     ms_spin_unlock(&Q.lock);
     if (Q.front_limit != 0 && !Q.key_ok && pthread_key_create(&Q.key, front_destructor) == 0)
         Q.key_ok = true;
@@ -252,10 +255,31 @@ size_t ms_quarantine_budget(void)
     return Q.budget;
 }
 
+/* The only thread: no buffer to spare it the lock (a plain store then), so straight into
+ * the ring.  A buffer left from a multi-threaded past (a fork child) goes first.  Victims
+ * still leave in batches, as a buffer's spill would make them: once the ring is over
+ * budget it goes down to budget - front_limit, so the verifier can fetch ahead. */
+static size_t push_alone(const struct ms_quarantine_rec *rec,
+                         struct ms_quarantine_rec *victims, size_t max)
+{
+    size_t n;
+    ms_spin_lock(&Q.lock);
+    if ((self != NULL && self != NO_FRONT && spill_locked(self) != 0) || reserve(1) != 0) {
+        n = SIZE_MAX;
+    } else {
+        append_locked(rec);
+        n = Q.bytes > Q.budget ? pop_locked(victims, max, keep_bytes()) : 0;
+    }
+    ms_spin_unlock(&Q.lock);
+    return n;
+}
+
 size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
                           struct ms_quarantine_rec *victims, size_t max)
 {
     size_t c = charge_of(rec);
+    if (ms_solo())
+        return push_alone(rec, victims, max);
     struct front *f = front_self();
     if (f != NULL) {
         size_t n = atomic_load_explicit(&f->n, memory_order_relaxed);
@@ -352,9 +376,8 @@ bool ms_quarantine_find_released(uintptr_t p, struct ms_quarantine_rec *out)
 {
     bool hit = false;
     ms_spin_lock(&Q.lock);
-    size_t n = Q.history_next < HISTORY ? Q.history_next : HISTORY;
-    for (size_t i = 1; Q.history != NULL && i <= n && !hit; i++) {
-        const struct ms_quarantine_rec *r = &Q.history[(Q.history_next - i) & (HISTORY - 1)];
+    for (size_t k = 1; k <= Q.behind && !hit; k++) {
+        const struct ms_quarantine_rec *r = &Q.ring[(Q.head - k) & (Q.cap - 1)];
         if (r->e.p == p) {
             *out = *r;
             hit = true;

@@ -292,6 +292,15 @@ Test(debug_diag, double_free_before_and_after_reuse)
                  "Fatal memshim error: memshim_debug_realloc: realloc of freed memory\n");
 }
 
+/* The text for a second free of a 10-byte 'r' block that has left the quarantine. */
+#define FREED_TWICE_AFTER_QUARANTINE                                                        \
+    "Debug memory block at address p=0xADDR: API 'r'\n"                                    \
+    "    10 bytes originally requested\n"                                                   \
+    "    The block was made by call #N to debug malloc/realloc and freed after call #N.\n" \
+    "    It has left the quarantine (its memory may be in use again): this is its second "  \
+    "free.\n\n"                                                                             \
+    "Fatal memshim error: memshim_debug_free: double free\n"
+
 static void double_free_after_quarantine(void *arg)
 {
     (void)arg;
@@ -308,13 +317,33 @@ static void double_free_after_quarantine(void *arg)
 Test(debug_diag, double_free_after_the_block_left_the_quarantine)
 {
     expect_fatal(1024, double_free_after_quarantine, NULL,
-                 "Debug memory block at address p=0xADDR: API 'r'\n"
-                 "    10 bytes originally requested\n"
-                 "    The block was made by call #N to debug malloc/realloc and freed after "
-                 "call #N.\n"
-                 "    It has left the quarantine (its memory may be in use again): this is its "
-                 "second free.\n\n"
-                 "Fatal memshim error: memshim_debug_free: double free\n");
+                 FREED_TWICE_AFTER_QUARANTINE);
+}
+
+/* The records of blocks that left are kept in the quarantine's ring: p's must survive the
+ * ring growing (17,000 queued records need more than the first ring's 32,768 - 16,384
+ * history slots).  Every block is allocated first, so nothing reuses p's memory. */
+static void double_free_after_the_ring_grew(void *arg)
+{
+    (void)arg;
+    enum { SMALL = 17000 };
+    struct ms_allocator a = ms_debug_allocator('r');
+    static void *small[SMALL];
+    for (int i = 0; i < SMALL; i++)
+        small[i] = a.malloc(a.ctx, 8);
+    char *big = a.malloc(a.ctx, (2 << 20) - 200);
+    char *p = a.malloc(a.ctx, 10);
+    a.free(a.ctx, p);
+    a.free(a.ctx, big);                    /* over the 2 MiB budget: p leaves */
+    for (int i = 0; i < SMALL; i++)
+        a.free(a.ctx, small[i]);           /* big leaves, the ring grows */
+    a.free(a.ctx, p);
+}
+
+Test(debug_diag, double_free_is_recognised_after_the_quarantine_ring_grew)
+{
+    expect_fatal(2 << 20, double_free_after_the_ring_grew, NULL,
+                 FREED_TWICE_AFTER_QUARANTINE);
 }
 
 static void double_free_serials(void *arg)

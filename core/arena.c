@@ -31,23 +31,29 @@ const struct ms_arena_allocator ms_arena_default_allocator = {
 
 #define MS_ARENA_CHUNK_BYTES ((size_t)64 << 10)
 
+#define MS_ARENA_CHUNK_OBJECTS \
+    ((MS_ARENA_CHUNK_BYTES - sizeof(struct ms_arena_chunk)) / sizeof(struct ms_arena))
+
+/* A reused object, else the next never-used one of the newest chunk: objects are handed
+ * out in order, so a chunk's pages are touched only as arenas are made (python3 makes a
+ * handful; linking the whole chunk up front put 64 KiB into every process's RSS). */
 static struct ms_arena *object_get(struct ms_arenas *as)
 {
-    if (as->unused == NULL) {
-        struct ms_arena_chunk *ch = ms_os_map(MS_ARENA_CHUNK_BYTES);
+    struct ms_arena *a = as->unused;
+    if (a != NULL) {
+        as->unused = a->next;
+        return a;
+    }
+    struct ms_arena_chunk *ch = as->chunks;
+    if (ch == NULL || ch->n == MS_ARENA_CHUNK_OBJECTS) {
+        ch = ms_os_map(MS_ARENA_CHUNK_BYTES);
         if (ch == NULL)
             return NULL;
-        ch->n = (MS_ARENA_CHUNK_BYTES - sizeof *ch) / sizeof ch->obj[0];
-        for (size_t i = ch->n; i-- > 0;) {
-            ch->obj[i].next = as->unused;
-            as->unused = &ch->obj[i];
-        }
+        ch->n = 0;
         ch->next = as->chunks;
         as->chunks = ch;
     }
-    struct ms_arena *a = as->unused;
-    as->unused = a->next;
-    return a;
+    return &ch->obj[ch->n++];
 }
 
 static struct ms_arena *new_arena(struct ms_core *c)

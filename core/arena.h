@@ -60,7 +60,7 @@ struct ms_arena {
 
 struct ms_arena_chunk {
     struct ms_arena_chunk *next;
-    size_t n;
+    size_t n;                   /* objects handed out so far (obj[0..n)) */
     struct ms_arena obj[];
 };
 

@@ -26,6 +26,7 @@
 
 #include "guard.h"
 #include "os.h"
+#include "stackmemo.h"
 #include "symbolize.h"
 #include "traceback.h"
 
@@ -196,16 +197,18 @@ static inline __attribute__((always_inline)) int walk(void **buf, int cap, uintp
     return n;
 }
 
-int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
+/* Walks the stack (or finds it in the memo), see ms_unwind_capture.  cfa: the capture's;
+ * memo: 0 on the fatal path, which must not set up a thread's memo in a damaged process
+ * (pthread_getattr_np reads /proc/self/maps for the main thread) and gains nothing by it. */
+static inline __attribute__((always_inline)) int capture(uintptr_t cfa, uintptr_t site,
+                                                        uintptr_t *pcs, int max,
+                                                        uint32_t *total, uint64_t *hash,
+                                                        int memo)
 {
-    if (!__atomic_load_n(&unwind_state.ready, __ATOMIC_ACQUIRE))
-        ms_unwind_init();
-    if (max > MS_UNWIND_MAX_FRAMES)
-        max = MS_UNWIND_MAX_FRAMES;
-    if (max < 0)
-        max = 0;
+    int kept = memo ? ms_stackmemo_find(cfa, max, pcs, total, hash) : -1;
+    if (kept >= 0)
+        return kept;
     void *buf[max + MS_UNWIND_OWN_SLACK + 1];
-    uintptr_t site = (uintptr_t)__builtin_return_address(0);
     int *seen = &unwind_state.own_top[(site ^ (site >> 7)) % MS_UNWIND_SITES];
     int slack = __atomic_load_n(seen, __ATOMIC_RELAXED);
     if (slack == 0)
@@ -217,7 +220,7 @@ int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
     uintptr_t next;
     int top;
     int n = walk(buf, cap, pcs, max, &all, &next, &top);
-    int kept = all < (uint32_t)max ? (int)all : max;
+    kept = all < (uint32_t)max ? (int)all : max;
     if (top < n && __atomic_load_n(seen, __ATOMIC_RELAXED) == 0)
         __atomic_store_n(seen, top, __ATOMIC_RELAXED); /* exact: a caller's frame follows */
     if (n == cap && (int)all <= max && top > slack) {
@@ -231,8 +234,13 @@ int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
     uint64_t frames_hash = ms_traceback_hash_frames(pcs, (uint32_t)kept);
     if (hash)
         *hash = frames_hash;
+    /* What a later capture must find unchanged: every frame walked, or when the walk was
+     * cut, the kept ones and the one after them (the depth count's key). */
+    int checked = n < cap ? n : top + kept + 1;
     if (n < cap) {
         *total = all; /* the whole stack was walked */
+        if (memo)
+            ms_stackmemo_store(cfa, max, buf, checked, top, kept, *total, frames_hash);
         return kept;
     }
 
@@ -241,25 +249,47 @@ int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
     struct ms_depth_entry *e = &depth_cache[(key ^ (sp >> 4)) % MS_DEPTH_CACHE];
     if (next != 0 && e->key == key && e->sp == sp) {
         *total = e->total;
-        return kept;
+    } else {
+        ms_guard_enter();
+        all = count_all();
+        ms_guard_leave();
+        if (next != 0) {
+            e->key = key;
+            e->sp = sp;
+            e->total = all;
+        }
+        *total = all;
     }
-    ms_guard_enter();
-    all = count_all();
-    ms_guard_leave();
-    if (next != 0) {
-        e->key = key;
-        e->sp = sp;
-        e->total = all;
-    }
-    *total = all;
+    if (memo)
+        ms_stackmemo_store(cfa, max, buf, checked, top, kept, *total, frames_hash);
     return kept;
+}
+
+static inline __attribute__((always_inline)) int clamp_frames(int max)
+{
+    if (!__atomic_load_n(&unwind_state.ready, __ATOMIC_ACQUIRE))
+        ms_unwind_init();
+    return max > MS_UNWIND_MAX_FRAMES ? MS_UNWIND_MAX_FRAMES : max < 0 ? 0 : max;
+}
+
+int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
+{
+    return capture((uintptr_t)__builtin_dwarf_cfa(), (uintptr_t)__builtin_return_address(0),
+                   pcs, clamp_frames(max), total, hash, 1);
+}
+
+/* ms_unwind_capture without the memo, for the fatal path. */
+static __attribute__((noinline)) int capture_fatal(uintptr_t *pcs, int max, uint32_t *total)
+{
+    return capture((uintptr_t)__builtin_dwarf_cfa(), (uintptr_t)__builtin_return_address(0),
+                   pcs, clamp_frames(max), total, NULL, 0);
 }
 
 void ms_unwind_print_current(struct ms_out *o)
 {
     uintptr_t pcs[64];
     uint32_t total = 0;
-    int n = ms_unwind_capture(pcs, 64, &total, NULL);
+    int n = capture_fatal(pcs, 64, &total);
 
     ms_out_str(o, "Current thread 0x");
     ms_out_hex(o, (uint64_t)pthread_self(), 16);

@@ -7,7 +7,10 @@
  *
  * ms_unwind_capture is on the traced allocation path: no locks, no allocation of its own
  * (libunwind may allocate on first use; the guard is raised around it so that such
- * allocations go straight to the C library).  Thread-safe after ms_unwind_init.
+ * allocations go straight to the C library).  A chain captured before at the same stack
+ * address is taken from the thread's memo (stackmemo.h) once its return addresses are
+ * found unchanged on the stack; the fatal path always walks.  Thread-safe after
+ * ms_unwind_init.
  */
 #ifndef MS_UNWIND_H
 #define MS_UNWIND_H

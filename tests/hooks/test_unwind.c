@@ -117,3 +117,78 @@ Test(unwind, print_current_thread)
     cr_assert(strstr(o.buf, "in unwind_print_current_thread_impl\n") != NULL, "got: %s", o.buf);
     cr_assert(strstr(o.buf, "ms_unwind") == NULL, "memshim's frames shown: %s", o.buf);
 }
+
+/* ---- the stack memo (stackmemo.c): a capture found again must be the one a walk gives -- */
+
+/* Two callers with the same frame, so capture_here runs at the same stack address from
+ * either: the memo must tell them apart by the return addresses on the stack. */
+static __attribute__((noinline)) int via_left(int max)
+{
+    capture_here(max);
+    return max; /* not a tail call */
+}
+
+static __attribute__((noinline)) int via_right(int max)
+{
+    capture_here(max);
+    return max + 1;
+}
+
+static int (*volatile callers[2])(int) = { via_left, via_right };
+
+Test(unwind_memo, callers_at_the_same_depth_are_told_apart)
+{
+    for (int i = 0; i < 200; i++) {
+        int which = (i * 7 / 3) % 2;
+        callers[which](8);
+        cr_assert_gt(captured_n, 3);
+        cr_assert_str_eq(function_of(captured[0]), "capture_here");
+        cr_assert_str_eq(function_of(captured[1]), which ? "via_right" : "via_left",
+                         "round %d", i);
+    }
+}
+
+/* A capture below a frame whose size changes (alloca) and a chain that changes deeper
+ * down, at the same depth each time: every result equals the first walk of that case. */
+static __attribute__((noinline)) int below_alloca(size_t n, int max)
+{
+    volatile char *p = __builtin_alloca(n);
+    p[0] = 1;
+    capture_here(max);
+    return p[0];
+}
+
+static __attribute__((noinline)) int deep_left(size_t n, int depth)
+{
+    return depth ? deep_left(n, depth - 1) + 1 : below_alloca(n, 16);
+}
+
+static __attribute__((noinline)) int deep_right(size_t n, int depth)
+{
+    return depth ? deep_right(n, depth - 1) + 2 : below_alloca(n, 16);
+}
+
+Test(unwind_memo, a_found_capture_equals_the_walk)
+{
+    struct { uintptr_t pcs[16]; int n; uint32_t total; } first[2][3];
+    size_t sizes[3] = { 16, 400, 4000 };
+    for (int round = 0; round < 50; round++) {
+        for (int side = 0; side < 2; side++) {
+            for (int s = 0; s < 3; s++) {
+                (side ? deep_right : deep_left)(sizes[s], 5);
+                if (round == 0) {
+                    memcpy(first[side][s].pcs, captured, sizeof first[side][s].pcs);
+                    first[side][s].n = captured_n;
+                    first[side][s].total = captured_total;
+                    continue;
+                }
+                cr_assert_eq(captured_n, first[side][s].n);
+                cr_assert_eq(captured_total, first[side][s].total);
+                cr_assert_eq(memcmp(captured, first[side][s].pcs,
+                                    (size_t)captured_n * sizeof *captured), 0,
+                             "round %d side %d size %zu", round, side, sizes[s]);
+                cr_assert_str_eq(function_of(captured[3]), side ? "deep_right" : "deep_left");
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The per-thread stack memo (see stackmemo.h).  Four ways per set of CFAs, replaced in
+ * turn: one loop of a program often allocates from a few call chains that reach malloc at
+ * the same stack depth (sqlite3: a quarter of its captures missed with one way).
+ * A lookup reads the remembered return-address slots (about 20 words, all on the caller's
+ * live stack); a store finds the slots by scanning the stack upward from the CFA for each
+ * return address in turn, bounded by the thread's stack.
+ */
+#include "stackmemo.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "guard.h"
+#include "os.h"
+#include "spinlock.h"
+
+#define MEMO_SET_BITS 6
+#define MEMO_WAYS 4                 /* entries per set: chains that share a CFA */
+#define MEMO_ENTRIES (MEMO_WAYS << MEMO_SET_BITS)
+#define MEMO_FRAMES 24              /* return addresses checked per capture, at most */
+#define MEMO_SCAN_MAX ((uintptr_t)256 << 10)   /* bytes searched for one frame's slot */
+
+struct memo_entry {
+    uintptr_t cfa;                  /* 0: empty */
+    uint64_t hash;
+    uint32_t total;
+    uint16_t max;
+    uint8_t n;                      /* return addresses checked: pc[0..n) */
+    uint8_t top;                    /* memshim's frames: kept ones start at pc[top - 1] */
+    uint8_t kept;
+    uint32_t off[MEMO_FRAMES];      /* slot of pc[k] is at cfa - 8 + off[k] */
+    uintptr_t pc[MEMO_FRAMES];      /* buf[k + 1] of the capture */
+};
+
+struct memo_table {
+    uintptr_t lo, hi;               /* the thread's stack */
+    struct memo_table *next;        /* spare list */
+    uint8_t victim[1 << MEMO_SET_BITS];    /* the way a set's next store replaces */
+    struct memo_entry e[MEMO_ENTRIES];
+};
+
+/* NO_MEMO: this thread has none and will not try again (no stack bounds, no memory). */
+static struct memo_table no_memo;
+#define NO_MEMO (&no_memo)
+static __thread struct memo_table *memo_self;
+
+static struct memo_shared {
+    pthread_once_t once;
+    pthread_key_t key;
+    int key_ok;
+    struct ms_spin lock;            /* spare */
+    struct memo_table *spare;       /* tables of exited threads */
+} M = { .once = PTHREAD_ONCE_INIT, .lock = MS_SPIN_INIT };
+
+static void table_release(void *arg)
+{
+    struct memo_table *t = arg;
+    memo_self = NO_MEMO;
+    ms_spin_lock(&M.lock);
+    t->next = M.spare;
+    M.spare = t;
+    ms_spin_unlock(&M.lock);
+}
+
+static void memo_setup(void)
+{
+    M.key_ok = pthread_key_create(&M.key, table_release) == 0;
+}
+
+static int stack_bounds(uintptr_t *lo, uintptr_t *hi)
+{
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    int ok = 0;
+    ms_guard_enter();               /* for the main thread glibc reads /proc/self/maps */
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        ok = pthread_attr_getstack(&attr, &addr, &size) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    ms_guard_leave();
+    *lo = (uintptr_t)addr;
+    *hi = (uintptr_t)addr + size;
+    return ok;
+}
+
+static struct memo_table *table_create(void)
+{
+    memo_self = NO_MEMO;            /* until it is complete; pthread_setspecific may malloc */
+    pthread_once(&M.once, memo_setup);
+    uintptr_t lo, hi;
+    if (!M.key_ok || !stack_bounds(&lo, &hi))
+        return NO_MEMO;
+    ms_spin_lock(&M.lock);
+    struct memo_table *t = M.spare;
+    if (t != NULL)
+        M.spare = t->next;
+    ms_spin_unlock(&M.lock);
+    if (t != NULL) {
+        memset(t->e, 0, sizeof t->e);
+        memset(t->victim, 0, sizeof t->victim);
+    }
+    else if ((t = ms_os_map(sizeof *t)) == NULL)
+        return NO_MEMO;
+    t->lo = lo;
+    t->hi = hi;
+    ms_guard_enter();
+    int set = pthread_setspecific(M.key, t) == 0;
+    ms_guard_leave();
+    if (!set) {
+        table_release(t);
+        return NO_MEMO;
+    }
+    memo_self = t;
+    return t;
+}
+
+static inline unsigned set_of(uintptr_t cfa)
+{
+    uint64_t h = (uint64_t)(cfa >> 4) * 0x9e3779b97f4a7c15ull;
+    return (unsigned)(h >> (64 - MEMO_SET_BITS));
+}
+
+/* Do e's return addresses still sit in their slots below cfa? */
+static inline int still_on_stack(const struct memo_entry *e, uintptr_t cfa)
+{
+    const uint8_t *base = (const uint8_t *)(cfa - 8);
+    for (unsigned k = 0; k < e->n; k++) {
+        uintptr_t v;
+        memcpy(&v, base + e->off[k], sizeof v);
+        if (v != e->pc[k])
+            return 0;
+    }
+    return 1;
+}
+
+int ms_stackmemo_find(uintptr_t cfa, int max, uintptr_t *pcs, uint32_t *total,
+                      uint64_t *hash)
+{
+    struct memo_table *t = memo_self;
+    if (t == NULL || t == NO_MEMO)
+        return -1;
+    const struct memo_entry *set = &t->e[set_of(cfa) * MEMO_WAYS];
+    for (const struct memo_entry *e = set; e < set + MEMO_WAYS; e++) {
+        if (e->cfa != cfa || e->max != (uint16_t)max || !still_on_stack(e, cfa))
+            continue;
+        memcpy(pcs, &e->pc[e->top - 1], (size_t)e->kept * sizeof *pcs);
+        *total = e->total;
+        if (hash != NULL)
+            *hash = e->hash;
+        return e->kept;
+    }
+    return -1;
+}
+
+void ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf, int n, int top, int kept,
+                        uint32_t total, uint64_t hash)
+{
+    /* buf[0] is not on the stack (a pc in the capture), so the kept frames must start
+     * after it; max must fit the entry's field. */
+    if (n - 1 > MEMO_FRAMES || top < 1 || top + kept > n || max > UINT16_MAX)
+        return;
+    struct memo_table *t = memo_self;
+    if (t == NULL)
+        t = table_create();
+    if (t == NO_MEMO || cfa < t->lo + 8 || cfa > t->hi)
+        return;                     /* not on this thread's stack (sigaltstack) */
+    unsigned set = set_of(cfa);
+    struct memo_entry *e = &t->e[set * MEMO_WAYS + t->victim[set]];
+    t->victim[set] = (uint8_t)((t->victim[set] + 1) % MEMO_WAYS);
+    e->cfa = 0;
+    uintptr_t base = cfa - 8, pos = base;
+    for (int k = 1; k < n; k++) {
+        uintptr_t want = (uintptr_t)buf[k];
+        uintptr_t end = t->hi - pos > MEMO_SCAN_MAX ? pos + MEMO_SCAN_MAX : t->hi;
+        uintptr_t word = 0;
+        while (pos + sizeof want <= end
+               && (memcpy(&word, (const void *)pos, sizeof word), word != want))
+            pos += sizeof want;
+        if (pos + sizeof want > end)
+            return;                 /* not a stored return address (or too far): no memo */
+        e->off[k - 1] = (uint32_t)(pos - base);
+        e->pc[k - 1] = want;
+        pos += sizeof want;
+    }
+    e->n = (uint8_t)(n - 1);
+    e->top = (uint8_t)top;
+    e->kept = (uint8_t)kept;
+    e->max = (uint16_t)max;
+    e->total = total;
+    e->hash = hash;
+    e->cfa = cfa;
+}

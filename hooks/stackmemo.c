@@ -22,9 +22,10 @@
 #define MEMO_FRAMES 24              /* return addresses checked per capture, at most */
 #define MEMO_SCAN_MAX ((uintptr_t)256 << 10)   /* bytes searched for one frame's slot */
 
-struct memo_entry {
+struct ms_stackmemo_entry {
     uintptr_t cfa;                  /* 0: empty */
     uint64_t hash;
+    const void *attached;
     uint32_t total;
     uint16_t max;
     uint8_t n;                      /* return addresses checked: pc[0..n) */
@@ -38,7 +39,7 @@ struct memo_table {
     uintptr_t lo, hi;               /* the thread's stack */
     struct memo_table *next;        /* spare list */
     uint8_t victim[1 << MEMO_SET_BITS];    /* the way a set's next store replaces */
-    struct memo_entry e[MEMO_ENTRIES];
+    struct ms_stackmemo_entry e[MEMO_ENTRIES];
 };
 
 /* NO_MEMO: this thread has none and will not try again (no stack bounds, no memory). */
@@ -124,7 +125,7 @@ static inline unsigned set_of(uintptr_t cfa)
 }
 
 /* Do e's return addresses still sit in their slots below cfa? */
-static inline int still_on_stack(const struct memo_entry *e, uintptr_t cfa)
+static inline int still_on_stack(const struct ms_stackmemo_entry *e, uintptr_t cfa)
 {
     const uint8_t *base = (const uint8_t *)(cfa - 8);
     for (unsigned k = 0; k < e->n; k++) {
@@ -136,39 +137,53 @@ static inline int still_on_stack(const struct memo_entry *e, uintptr_t cfa)
     return 1;
 }
 
-int ms_stackmemo_find(uintptr_t cfa, int max, uintptr_t *pcs, uint32_t *total,
-                      uint64_t *hash)
+struct ms_stackmemo_entry *ms_stackmemo_find(uintptr_t cfa, int max)
 {
     struct memo_table *t = memo_self;
     if (t == NULL || t == NO_MEMO)
-        return -1;
-    const struct memo_entry *set = &t->e[set_of(cfa) * MEMO_WAYS];
-    for (const struct memo_entry *e = set; e < set + MEMO_WAYS; e++) {
-        if (e->cfa != cfa || e->max != (uint16_t)max || !still_on_stack(e, cfa))
-            continue;
-        memcpy(pcs, &e->pc[e->top - 1], (size_t)e->kept * sizeof *pcs);
-        *total = e->total;
-        if (hash != NULL)
-            *hash = e->hash;
-        return e->kept;
-    }
-    return -1;
+        return NULL;
+    struct ms_stackmemo_entry *set = &t->e[set_of(cfa) * MEMO_WAYS];
+    for (struct ms_stackmemo_entry *e = set; e < set + MEMO_WAYS; e++)
+        if (e->cfa == cfa && e->max == (uint16_t)max && still_on_stack(e, cfa))
+            return e;
+    return NULL;
 }
 
-void ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf, int n, int top, int kept,
-                        uint32_t total, uint64_t hash)
+int ms_stackmemo_frames(const struct ms_stackmemo_entry *e, uintptr_t *pcs, uint32_t *total,
+                        uint64_t *hash)
+{
+    memcpy(pcs, &e->pc[e->top - 1], (size_t)e->kept * sizeof *pcs);
+    *total = e->total;
+    if (hash != NULL)
+        *hash = e->hash;
+    return e->kept;
+}
+
+const void *ms_stackmemo_attached(const struct ms_stackmemo_entry *e)
+{
+    return e->attached;
+}
+
+void ms_stackmemo_attach(struct ms_stackmemo_entry *e, const void *what)
+{
+    e->attached = what;
+}
+
+struct ms_stackmemo_entry *ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf,
+                                              int n, int top, int kept, uint32_t total,
+                                              uint64_t hash)
 {
     /* buf[0] is not on the stack (a pc in the capture), so the kept frames must start
      * after it; max must fit the entry's field. */
     if (n - 1 > MEMO_FRAMES || top < 1 || top + kept > n || max > UINT16_MAX)
-        return;
+        return NULL;
     struct memo_table *t = memo_self;
     if (t == NULL)
         t = table_create();
     if (t == NO_MEMO || cfa < t->lo + 8 || cfa > t->hi)
-        return;                     /* not on this thread's stack (sigaltstack) */
+        return NULL;                /* not on this thread's stack (sigaltstack) */
     unsigned set = set_of(cfa);
-    struct memo_entry *e = &t->e[set * MEMO_WAYS + t->victim[set]];
+    struct ms_stackmemo_entry *e = &t->e[set * MEMO_WAYS + t->victim[set]];
     t->victim[set] = (uint8_t)((t->victim[set] + 1) % MEMO_WAYS);
     e->cfa = 0;
     uintptr_t base = cfa - 8, pos = base;
@@ -180,7 +195,7 @@ void ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf, int n, int top
                && (memcpy(&word, (const void *)pos, sizeof word), word != want))
             pos += sizeof want;
         if (pos + sizeof want > end)
-            return;                 /* not a stored return address (or too far): no memo */
+            return NULL;            /* not a stored return address (or too far): no memo */
         e->off[k - 1] = (uint32_t)(pos - base);
         e->pc[k - 1] = want;
         pos += sizeof want;
@@ -191,5 +206,7 @@ void ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf, int n, int top
     e->max = (uint16_t)max;
     e->total = total;
     e->hash = hash;
+    e->attached = NULL;
     e->cfa = cfa;
+    return e;
 }

@@ -25,17 +25,27 @@
 
 #include <stdint.h>
 
-/* The frames of a capture at cfa with limit max, if remembered and still on the stack:
- * copies them to pcs and returns how many, with *total and *hash as the capture gave
- * them; -1 otherwise. */
-int ms_stackmemo_find(uintptr_t cfa, int max, uintptr_t *pcs, uint32_t *total,
-                      uint64_t *hash);
+struct ms_stackmemo_entry;
+
+/* The capture remembered at cfa with limit max whose return addresses are all still in
+ * their slots, or NULL.  Valid until the thread's next store. */
+struct ms_stackmemo_entry *ms_stackmemo_find(uintptr_t cfa, int max);
+
+/* Its frames (copied to pcs; returns how many), *total and *hash as the capture gave them. */
+int ms_stackmemo_frames(const struct ms_stackmemo_entry *e, uintptr_t *pcs, uint32_t *total,
+                        uint64_t *hash);
+
+/* What the caller attached to it (the interned traceback: tracebacks live for ever), or
+ * NULL. */
+const void *ms_stackmemo_attached(const struct ms_stackmemo_entry *e);
+void ms_stackmemo_attach(struct ms_stackmemo_entry *e, const void *what);
 
 /* Remember a capture at cfa: buf[0..n) as unw_backtrace returned it (buf[0] is a pc in the
  * capturing function, buf[1] the return address stored just below cfa), of which
  * buf[top..top+kept) were kept for the caller.  Frames past n are not checked later.
- * Silently does nothing when the frames cannot all be found on the stack. */
-void ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf, int n, int top, int kept,
-                        uint32_t total, uint64_t hash);
+ * Returns the entry, or NULL when the frames could not all be found on the stack. */
+struct ms_stackmemo_entry *ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf,
+                                              int n, int top, int kept, uint32_t total,
+                                              uint64_t hash);
 
 #endif

@@ -386,11 +386,7 @@ static inline __attribute__((always_inline)) int trace_add(unsigned domain, uint
     unsigned limit = __atomic_load_n(&trace_state.limit, __ATOMIC_RELAXED);
     if (limit > MS_UNWIND_MAX_FRAMES)
         limit = MS_UNWIND_MAX_FRAMES;
-    uintptr_t pcs[limit ? limit : 1];
-    uint32_t total = 0;
-    uint64_t hash;
-    int n = ms_unwind_capture(pcs, (int)limit, &total, &hash);
-    const struct ms_traceback *tb = ms_traceback_intern_hashed(pcs, (uint32_t)n, total, hash);
+    const struct ms_traceback *tb = ms_unwind_capture_traceback((int)limit);
     if (tb == NULL)
         return -1;
     if (domain == 0 && size >= MS_TRACE_BIG_SIZE) {

@@ -197,17 +197,16 @@ static inline __attribute__((always_inline)) int walk(void **buf, int cap, uintp
     return n;
 }
 
-/* Walks the stack (or finds it in the memo), see ms_unwind_capture.  cfa: the capture's;
- * memo: 0 on the fatal path, which must not set up a thread's memo in a damaged process
- * (pthread_getattr_np reads /proc/self/maps for the main thread) and gains nothing by it. */
+/* Walks the stack, see ms_unwind_capture.  cfa: the capturing function's; *memo gets the
+ * memo's new entry (or NULL).  memo is NULL on the fatal path, which must not set up a
+ * thread's memo in a damaged process (pthread_getattr_np reads /proc/self/maps for the
+ * main thread) and gains nothing by it. */
 static inline __attribute__((always_inline)) int capture(uintptr_t cfa, uintptr_t site,
                                                         uintptr_t *pcs, int max,
                                                         uint32_t *total, uint64_t *hash,
-                                                        int memo)
+                                                        struct ms_stackmemo_entry **memo)
 {
-    int kept = memo ? ms_stackmemo_find(cfa, max, pcs, total, hash) : -1;
-    if (kept >= 0)
-        return kept;
+    int kept;
     void *buf[max + MS_UNWIND_OWN_SLACK + 1];
     int *seen = &unwind_state.own_top[(site ^ (site >> 7)) % MS_UNWIND_SITES];
     int slack = __atomic_load_n(seen, __ATOMIC_RELAXED);
@@ -240,7 +239,7 @@ static inline __attribute__((always_inline)) int capture(uintptr_t cfa, uintptr_
     if (n < cap) {
         *total = all; /* the whole stack was walked */
         if (memo)
-            ms_stackmemo_store(cfa, max, buf, checked, top, kept, *total, frames_hash);
+            *memo = ms_stackmemo_store(cfa, max, buf, checked, top, kept, *total, frames_hash);
         return kept;
     }
 
@@ -261,7 +260,7 @@ static inline __attribute__((always_inline)) int capture(uintptr_t cfa, uintptr_
         *total = all;
     }
     if (memo)
-        ms_stackmemo_store(cfa, max, buf, checked, top, kept, *total, frames_hash);
+        *memo = ms_stackmemo_store(cfa, max, buf, checked, top, kept, *total, frames_hash);
     return kept;
 }
 
@@ -274,15 +273,42 @@ static inline __attribute__((always_inline)) int clamp_frames(int max)
 
 int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash)
 {
-    return capture((uintptr_t)__builtin_dwarf_cfa(), (uintptr_t)__builtin_return_address(0),
-                   pcs, clamp_frames(max), total, hash, 1);
+    uintptr_t cfa = (uintptr_t)__builtin_dwarf_cfa();
+    max = clamp_frames(max);
+    struct ms_stackmemo_entry *e = ms_stackmemo_find(cfa, max);
+    if (e != NULL)
+        return ms_stackmemo_frames(e, pcs, total, hash);
+    return capture(cfa, (uintptr_t)__builtin_return_address(0), pcs, max, total, hash, &e);
+}
+
+/* The interned traceback is attached to the memo's entry, so a chain seen before costs
+ * the check of its return addresses and nothing else. */
+const struct ms_traceback *ms_unwind_capture_traceback(int max)
+{
+    uintptr_t cfa = (uintptr_t)__builtin_dwarf_cfa();
+    max = clamp_frames(max);
+    struct ms_stackmemo_entry *e = ms_stackmemo_find(cfa, max);
+    if (e != NULL && ms_stackmemo_attached(e) != NULL)
+        return ms_stackmemo_attached(e);
+    uintptr_t pcs[max ? max : 1];
+    uint32_t total;
+    uint64_t hash;
+    int n;
+    if (e != NULL)
+        n = ms_stackmemo_frames(e, pcs, &total, &hash);
+    else
+        n = capture(cfa, (uintptr_t)__builtin_return_address(0), pcs, max, &total, &hash, &e);
+    const struct ms_traceback *tb = ms_traceback_intern_hashed(pcs, (uint32_t)n, total, hash);
+    if (e != NULL && tb != NULL)
+        ms_stackmemo_attach(e, tb);
+    return tb;
 }
 
 /* ms_unwind_capture without the memo, for the fatal path. */
 static __attribute__((noinline)) int capture_fatal(uintptr_t *pcs, int max, uint32_t *total)
 {
     return capture((uintptr_t)__builtin_dwarf_cfa(), (uintptr_t)__builtin_return_address(0),
-                   pcs, clamp_frames(max), total, NULL, 0);
+                   pcs, clamp_frames(max), total, NULL, NULL);
 }
 
 void ms_unwind_print_current(struct ms_out *o)

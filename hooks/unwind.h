@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "fmt.h"
+#include "traceback.h"
 
 /* Frames captured at most per call, whatever the trace limit: deeper stacks are cut there
  * (the total depth still counts every frame).  Bounded so the buffer can live on the
@@ -34,6 +35,9 @@ int ms_unwind_init(void);
  * non-memshim frames on the whole stack (>= the return value), so truncation shows.
  * *hash (if not NULL) gets ms_traceback_hash_frames of the stored frames. */
 int ms_unwind_capture(uintptr_t *pcs, int max, uint32_t *total, uint64_t *hash);
+
+/* ms_unwind_capture's frames, interned (traceback.h); NULL when out of memory. */
+const struct ms_traceback *ms_unwind_capture_traceback(int max);
 
 /* Is pc inside memshim's own code? */
 int ms_unwind_is_own(uintptr_t pc);

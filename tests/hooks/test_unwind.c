@@ -192,3 +192,42 @@ Test(unwind_memo, a_found_capture_equals_the_walk)
         }
     }
 }
+
+/* The traced path: the interned traceback attached to a memo entry is given again only to
+ * the same chain. */
+static const struct ms_traceback *tb_got;
+
+static __attribute__((noinline)) void traceback_here(void)
+{
+    tb_got = ms_unwind_capture_traceback(8);
+}
+
+static __attribute__((noinline)) int tb_via_left(int x)
+{
+    traceback_here();
+    return x;
+}
+
+static __attribute__((noinline)) int tb_via_right(int x)
+{
+    traceback_here();
+    return x + 1;
+}
+
+static int (*volatile tb_callers[2])(int) = { tb_via_left, tb_via_right };
+
+Test(unwind_memo, an_attached_traceback_goes_to_its_own_chain_only)
+{
+    const struct ms_traceback *seen[2] = { NULL, NULL };
+    for (int i = 0; i < 100; i++) {
+        int which = (i * 7 / 3) % 2;
+        tb_callers[which](i);
+        cr_assert_not_null(tb_got);
+        cr_assert_str_eq(function_of(tb_got->frames[1]), which ? "tb_via_right" : "tb_via_left",
+                         "round %d", i);
+        if (seen[which] == NULL)
+            seen[which] = tb_got;
+        cr_assert_eq(tb_got, seen[which], "interned: the same chain, the same traceback");
+    }
+    cr_assert_neq(seen[0], seen[1]);
+}

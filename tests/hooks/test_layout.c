@@ -462,3 +462,23 @@ Test(debug_layout, shrink_in_place_leaves_deadbyte_beyond_the_new_trailer)
     assert_all(q + 90 + 16, 10, 0xDD, "erased old trailer region past the new one");
     a.free(a.ctx, q);
 }
+
+/* The quarantine's verifier: every length and start, a wrong byte at every offset. */
+Test(debug_layout, the_verifier_finds_a_wrong_byte_anywhere)
+{
+    static uint8_t buf[200];
+    for (size_t start = 0; start < 16; start++) {
+        for (size_t n = 0; n <= 150; n++) {
+            memset(buf, 0x11, sizeof buf);
+            memset(buf + start, MS_DEADBYTE, n);
+            cr_assert(ms_layout_all(buf + start, n, MS_DEADBYTE), "start %zu n %zu", start, n);
+            for (size_t k = 0; k < n; k++) {
+                buf[start + k] = 0xDC;
+                cr_assert(!ms_layout_all(buf + start, n, MS_DEADBYTE), "start %zu n %zu k %zu",
+                          start, n, k);
+                cr_assert_eq(ms_layout_first_not(buf + start, n, MS_DEADBYTE), k);
+                buf[start + k] = MS_DEADBYTE;
+            }
+        }
+    }
+}

@@ -138,9 +138,15 @@ pytests)
 	# interval: on a loaded 2-core machine it fails plain runs too (4 != 5), so it is left out.
 	# shellcheck disable=SC2086
 	both env PYTHONMALLOC=malloc "$PY" -m test -i test_lru_cache_threaded $TESTS
+	# The result, and which tests failed or were skipped.  Not the "N tests OK" counts: a
+	# test that passed but "altered the execution environment" (a thread of test_functools
+	# still ending when the check ran, seen once on a loaded machine, memshim's mimalloc mode)
+	# is counted apart from the OK ones, and that is timing, not behaviour.
 	for tag in plain shim; do
-		grep -E '^(== Tests result|All [0-9]+ tests? OK|[0-9]+ tests? (failed|skipped|OK|altered)|    test_)' \
-			"$WORK/$tag.out" >"$WORK/$tag.summary"
+		awk '/^== Tests result/ { print; next }
+		     /^[0-9]+ tests? (failed|skipped)/ { print; names = 1; next }
+		     /^    test_/ { if (names) print; next }
+		     { names = 0 }' "$WORK/$tag.out" >"$WORK/$tag.summary"
 	done
 	SKIP_STDOUT=1 SKIP_STDERR=1 check_run
 	same "regression test summary" "$WORK/plain.summary" "$WORK/shim.summary"

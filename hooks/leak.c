@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "guard.h"
+#include "noasan.h"
 #include "os.h"
 #include "trace.h"
 
@@ -119,22 +120,8 @@ static struct ms_leak_block *block_at(struct ms_leak_scan *s, uintptr_t v)
     return v >= b->addr && v - b->addr < size ? b : NULL;
 }
 
-/* A conservative scan reads every word of data segments and stacks, redzones between
- * globals included: not a bug, so AddressSanitizer builds must not check it (LSan's own
- * scanner is exempt the same way). */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MS_LEAK_NO_ASAN __attribute__((no_sanitize("address")))
-#endif
-#endif
-#if !defined(MS_LEAK_NO_ASAN) && defined(__SANITIZE_ADDRESS__)
-#define MS_LEAK_NO_ASAN __attribute__((no_sanitize_address))
-#endif
-#ifndef MS_LEAK_NO_ASAN
-#define MS_LEAK_NO_ASAN
-#endif
-
-static MS_LEAK_NO_ASAN void scan_range(struct ms_leak_scan *s, uintptr_t from, uintptr_t to)
+/* A conservative scan reads every word of data segments and stacks (noasan.h). */
+static MS_NO_ASAN void scan_range(struct ms_leak_scan *s, uintptr_t from, uintptr_t to)
 {
     from = (from + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
     for (uintptr_t p = from; p + sizeof(uintptr_t) <= to; p += sizeof(uintptr_t)) {

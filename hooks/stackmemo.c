@@ -4,8 +4,7 @@
  * turn: one loop of a program often allocates from a few call chains that reach malloc at
  * the same stack depth (sqlite3: a quarter of its captures missed with one way).
  * A lookup reads the remembered return-address slots (about 20 words, all on the caller's
- * live stack); a store finds the slots by scanning the stack upward from the CFA for each
- * return address in turn, bounded by the thread's stack.
+ * live stack, below the top of the thread's stack: stores are refused otherwise).
  */
 #include "stackmemo.h"
 
@@ -13,6 +12,7 @@
 #include <string.h>
 
 #include "guard.h"
+#include "noasan.h"
 #include "os.h"
 #include "spinlock.h"
 
@@ -20,7 +20,6 @@
 #define MEMO_WAYS 4                 /* entries per set: chains that share a CFA */
 #define MEMO_ENTRIES (MEMO_WAYS << MEMO_SET_BITS)
 #define MEMO_FRAMES 24              /* return addresses checked per capture, at most */
-#define MEMO_SCAN_MAX ((uintptr_t)256 << 10)   /* bytes searched for one frame's slot */
 
 struct ms_stackmemo_entry {
     uintptr_t cfa;                  /* 0: empty */
@@ -35,8 +34,18 @@ struct ms_stackmemo_entry {
     uintptr_t pc[MEMO_FRAMES];      /* buf[k + 1] of the capture */
 };
 
+#define FRAME_SIZES 16384           /* learned frame sizes, by return address */
+
+/* How far above the slot of a return address pc the next frame's slot is: the size of
+ * the frame of the function pc returns into, at that call (learned from libunwind). */
+struct frame_size {
+    uintptr_t pc;                   /* 0: empty */
+    uint32_t size;
+};
+
 struct memo_table {
     uintptr_t lo, hi;               /* the thread's stack */
+    struct frame_size sizes[FRAME_SIZES];
     struct memo_table *next;        /* spare list */
     uint8_t victim[1 << MEMO_SET_BITS];    /* the way a set's next store replaces */
     struct ms_stackmemo_entry e[MEMO_ENTRIES];
@@ -102,6 +111,7 @@ static struct memo_table *table_create(void)
     if (t != NULL) {
         memset(t->e, 0, sizeof t->e);
         memset(t->victim, 0, sizeof t->victim);
+        memset(t->sizes, 0, sizeof t->sizes);
     }
     else if ((t = ms_os_map(sizeof *t)) == NULL)
         return NO_MEMO;
@@ -124,16 +134,14 @@ static inline unsigned set_of(uintptr_t cfa)
     return (unsigned)(h >> (64 - MEMO_SET_BITS));
 }
 
-/* Do e's return addresses still sit in their slots below cfa? */
-static inline int still_on_stack(const struct ms_stackmemo_entry *e, uintptr_t cfa)
+/* Do e's return addresses still sit in their slots below cfa?  (Reads the callers'
+ * frames, their redzones in an ASan build too.) */
+static inline MS_NO_ASAN int still_on_stack(const struct ms_stackmemo_entry *e, uintptr_t cfa)
 {
-    const uint8_t *base = (const uint8_t *)(cfa - 8);
-    for (unsigned k = 0; k < e->n; k++) {
-        uintptr_t v;
-        memcpy(&v, base + e->off[k], sizeof v);
-        if (v != e->pc[k])
+    const uintptr_t base = cfa - 8;
+    for (unsigned k = 0; k < e->n; k++)
+        if (*(const uintptr_t *)(base + e->off[k]) != e->pc[k])
             return 0;
-    }
     return 1;
 }
 
@@ -169,36 +177,74 @@ void ms_stackmemo_attach(struct ms_stackmemo_entry *e, const void *what)
     e->attached = what;
 }
 
-struct ms_stackmemo_entry *ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf,
-                                              int n, int top, int kept, uint32_t total,
-                                              uint64_t hash)
+int ms_stackmemo_accepts(uintptr_t cfa, int max, int n, int top, int kept)
 {
     /* buf[0] is not on the stack (a pc in the capture), so the kept frames must start
      * after it; max must fit the entry's field. */
-    if (n - 1 > MEMO_FRAMES || top < 1 || top + kept > n || max > UINT16_MAX)
-        return NULL;
+    if (n - 1 > MEMO_FRAMES || n < 2 || top < 1 || top + kept > n || max > UINT16_MAX)
+        return 0;
     struct memo_table *t = memo_self;
     if (t == NULL)
         t = table_create();
-    if (t == NO_MEMO || cfa < t->lo + 8 || cfa > t->hi)
-        return NULL;                /* not on this thread's stack (sigaltstack) */
+    /* Only captures on this thread's own stack (not a sigaltstack, not a coroutine's
+     * stack that may be unmapped by the next time the same address comes round). */
+    return t != NO_MEMO && cfa >= t->lo + 8 && cfa <= t->hi;
+}
+
+static inline struct frame_size *size_of(struct memo_table *t, uintptr_t pc)
+{
+    uint64_t h = (uint64_t)pc * 0x9e3779b97f4a7c15ull;
+    return &t->sizes[h >> (64 - 14)];  /* 14 = log2(FRAME_SIZES) */
+}
+
+MS_NO_ASAN int ms_stackmemo_slots(uintptr_t cfa, void *const *buf, int n, uint32_t *off)
+{
+    struct memo_table *t = memo_self;
+    if (t == NULL || t == NO_MEMO || n < 2)
+        return 0;
+    uintptr_t base = cfa - 8;
+    uint32_t o = 0;
+    off[0] = 0;
+    for (int k = 1; k + 1 < n; k++) {
+        const struct frame_size *f = size_of(t, (uintptr_t)buf[k]);
+        if (f->pc != (uintptr_t)buf[k] || f->size == 0)
+            return 0;
+        o += f->size;
+        if (base + o + sizeof(uintptr_t) > t->hi
+            || *(const uintptr_t *)(base + o) != (uintptr_t)buf[k + 1])
+            return 0;               /* not learned, or a frame whose size varies */
+        off[k] = o;
+    }
+    return 1;
+}
+
+void ms_stackmemo_learn(void *const *buf, int n, const uint32_t *off)
+{
+    struct memo_table *t = memo_self;
+    if (t == NULL || t == NO_MEMO)
+        return;
+    for (int k = 1; k + 1 < n; k++) {
+        struct frame_size *f = size_of(t, (uintptr_t)buf[k]);
+        f->pc = (uintptr_t)buf[k];
+        f->size = off[k] - off[k - 1];
+    }
+}
+
+struct ms_stackmemo_entry *ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf,
+                                              int n, int top, int kept, uint32_t total,
+                                              uint64_t hash, const uint32_t *off)
+{
+    struct memo_table *t = memo_self;
     unsigned set = set_of(cfa);
     struct ms_stackmemo_entry *e = &t->e[set * MEMO_WAYS + t->victim[set]];
     t->victim[set] = (uint8_t)((t->victim[set] + 1) % MEMO_WAYS);
-    e->cfa = 0;
-    uintptr_t base = cfa - 8, pos = base;
     for (int k = 1; k < n; k++) {
-        uintptr_t want = (uintptr_t)buf[k];
-        uintptr_t end = t->hi - pos > MEMO_SCAN_MAX ? pos + MEMO_SCAN_MAX : t->hi;
-        uintptr_t word = 0;
-        while (pos + sizeof want <= end
-               && (memcpy(&word, (const void *)pos, sizeof word), word != want))
-            pos += sizeof want;
-        if (pos + sizeof want > end)
-            return NULL;            /* not a stored return address (or too far): no memo */
-        e->off[k - 1] = (uint32_t)(pos - base);
-        e->pc[k - 1] = want;
-        pos += sizeof want;
+        if (cfa - 8 + off[k - 1] + sizeof(uintptr_t) > t->hi) {
+            e->cfa = 0;
+            return NULL;
+        }
+        e->off[k - 1] = off[k - 1];
+        e->pc[k - 1] = (uintptr_t)buf[k];
     }
     e->n = (uint8_t)(n - 1);
     e->top = (uint8_t)top;

@@ -197,6 +197,60 @@ static inline __attribute__((always_inline)) int walk(void **buf, int cap, uintp
     return n;
 }
 
+/* The stack slots buf[1..n) were read from, as offsets from cfa - 8 (stackmemo.h), from
+ * libunwind's frame rules: a frame's return address sits just below the stack pointer the
+ * step back into it restores.  A second walk, with unw_step (slow: only for return addresses
+ * whose frame sizes the memo has not learned yet); it must meet exactly the frames
+ * unw_backtrace gave, the first of them at cfa, else (a signal frame, a disagreement)
+ * nothing is stored.  0 or -1. */
+static __attribute__((noinline)) int find_slots(uintptr_t cfa, void *const *buf, int n,
+                                               uint32_t *off)
+{
+    unw_context_t uc;
+    unw_cursor_t c;
+    int k = 0, r = -1;
+    ms_guard_enter();
+    if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
+        goto out;
+    for (int steps = 0; steps < n + MS_UNWIND_OWN_SLACK && unw_step(&c) > 0; steps++) {
+        unw_word_t ip, sp;
+        if (unw_get_reg(&c, UNW_REG_IP, &ip) != 0 || unw_get_reg(&c, UNW_REG_SP, &sp) != 0)
+            break;
+        if (k == 0) {
+            if (sp < cfa)
+                continue; /* this function's frame and the capture's */
+            if (sp != cfa)
+                break;
+            k = 1;
+        }
+        if (ip != (unw_word_t)(uintptr_t)buf[k] || *(const uintptr_t *)(sp - 8) != ip)
+            break;
+        off[k - 1] = (uint32_t)(sp - cfa);
+        if (++k == n) {
+            r = 0;
+            break;
+        }
+    }
+out:
+    ms_guard_leave();
+    return r;
+}
+
+/* Remembers a capture if the memo takes it (see ms_stackmemo_store). */
+static struct ms_stackmemo_entry *remember(uintptr_t cfa, int max, void *const *buf, int n,
+                                          int top, int kept, uint32_t total, uint64_t hash)
+{
+    uint32_t off[n];
+    if (!ms_stackmemo_accepts(cfa, max, n, top, kept))
+        return NULL;
+    if (!ms_stackmemo_slots(cfa, buf, n, off)) {
+        if (find_slots(cfa, buf, n, off) != 0)
+            return NULL;
+        ms_stackmemo_learn(buf, n, off);
+    }
+    return ms_stackmemo_store(cfa, max, buf, n, top, kept, total, hash, off);
+}
+
 /* Walks the stack, see ms_unwind_capture.  cfa: the capturing function's; *memo gets the
  * memo's new entry (or NULL).  memo is NULL on the fatal path, which must not set up a
  * thread's memo in a damaged process (pthread_getattr_np reads /proc/self/maps for the
@@ -239,7 +293,7 @@ static inline __attribute__((always_inline)) int capture(uintptr_t cfa, uintptr_
     if (n < cap) {
         *total = all; /* the whole stack was walked */
         if (memo)
-            *memo = ms_stackmemo_store(cfa, max, buf, checked, top, kept, *total, frames_hash);
+            *memo = remember(cfa, max, buf, checked, top, kept, *total, frames_hash);
         return kept;
     }
 
@@ -260,7 +314,7 @@ static inline __attribute__((always_inline)) int capture(uintptr_t cfa, uintptr_
         *total = all;
     }
     if (memo)
-        *memo = ms_stackmemo_store(cfa, max, buf, checked, top, kept, *total, frames_hash);
+        *memo = remember(cfa, max, buf, checked, top, kept, *total, frames_hash);
     return kept;
 }
 

@@ -231,3 +231,46 @@ Test(unwind_memo, an_attached_traceback_goes_to_its_own_chain_only)
     }
     cr_assert_neq(seen[0], seen[1]);
 }
+
+/* Stale copies of return addresses in a frame's locals (earlier captures' buffers, dead
+ * frames) must not stand in for the real slots: here the helper's locals hold
+ * stale_left's return address while stale_right calls it, from the same call site and
+ * at the same depth as stale_left. */
+static __attribute__((noinline)) int stale_helper(const uintptr_t *plant, int n)
+{
+    volatile uintptr_t junk[8];
+    for (int i = 0; i < 8; i++)
+        junk[i] = i < n ? plant[i] : 0;
+    capture_here(8);
+    return (int)junk[0];
+}
+
+static __attribute__((noinline)) int stale_left(const uintptr_t *plant, int n)
+{
+    return stale_helper(plant, n) + 1;
+}
+
+static __attribute__((noinline)) int stale_right(const uintptr_t *plant, int n)
+{
+    return stale_helper(plant, n) + 2;
+}
+
+static int (*volatile stale_callers[2])(const uintptr_t *, int) = { stale_left, stale_right };
+
+static __attribute__((noinline)) int one_frame_deeper(void)
+{
+    return stale_left(NULL, 0) + 1;
+}
+
+Test(unwind_memo, stale_copies_on_the_stack_do_not_fool_it)
+{
+    one_frame_deeper();
+    cr_assert_str_eq(function_of(captured[2]), "stale_left");
+    uintptr_t plant[1] = { captured[2] };
+    for (int i = 0; i < 20; i++) {
+        int which = i % 2;
+        stale_callers[which](plant, 1);
+        cr_assert_str_eq(function_of(captured[2]), which ? "stale_right" : "stale_left",
+                         "round %d", i);
+    }
+}

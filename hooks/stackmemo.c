@@ -256,3 +256,20 @@ struct ms_stackmemo_entry *ms_stackmemo_store(uintptr_t cfa, int max, void *cons
     e->cfa = cfa;
     return e;
 }
+
+void ms_stackmemo_fork_prepare(void)
+{
+    ms_spin_lock(&M.lock);
+}
+
+void ms_stackmemo_fork_parent(void)
+{
+    ms_spin_unlock(&M.lock);
+}
+
+/* The child's only thread keeps its memo (its stack is the parent's, copied); the lock
+ * was ours. */
+void ms_stackmemo_fork_child(void)
+{
+    ms_spin_init(&M.lock);
+}

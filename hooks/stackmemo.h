@@ -25,7 +25,8 @@
  *
  * Memory: ms_os_map'd per thread on first use (256 entries and 16,384 frame sizes, 336 KiB),
  * reused by later threads.  Never calls malloc except through pthread_getattr_np once per
- * thread under the guard; never reads outside the calling thread's stack.
+ * thread under the guard; never reads outside the calling thread's stack.  Fork-safe
+ * through ms_stackmemo_fork_*.
  */
 #ifndef MS_STACKMEMO_H
 #define MS_STACKMEMO_H
@@ -71,5 +72,10 @@ void ms_stackmemo_learn(void *const *buf, int n, const uint32_t *off);
 struct ms_stackmemo_entry *ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf,
                                               int n, int top, int kept, uint32_t total,
                                               uint64_t hash, const uint32_t *off);
+
+/* Around fork() (from the trace layer's handlers): the spare-table list's lock. */
+void ms_stackmemo_fork_prepare(void);
+void ms_stackmemo_fork_parent(void);
+void ms_stackmemo_fork_child(void);
 
 #endif

@@ -10,22 +10,29 @@
 
 #include "guard.h"
 
-static int on_stack(uintptr_t a)
+int ms_addrkind_own_stack(uintptr_t *lo, uintptr_t *hi)
 {
     pthread_attr_t attr;
-    void *lo;
-    size_t size;
-    int found = 0;
+    void *addr = NULL;
+    size_t size = 0;
+    int ok = 0;
     /* glibc reads /proc/self/maps (with malloc) for the main thread: keep that out of the
      * layers through the guard. */
     ms_guard_enter();
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        if (pthread_attr_getstack(&attr, &lo, &size) == 0)
-            found = a >= (uintptr_t)lo && a - (uintptr_t)lo < size;
+        ok = pthread_attr_getstack(&attr, &addr, &size) == 0;
         pthread_attr_destroy(&attr);
     }
     ms_guard_leave();
-    return found;
+    *lo = (uintptr_t)addr;
+    *hi = (uintptr_t)addr + size;
+    return ok;
+}
+
+static int on_stack(uintptr_t a)
+{
+    uintptr_t lo, hi;
+    return ms_addrkind_own_stack(&lo, &hi) && a >= lo && a < hi;
 }
 
 struct image_query {

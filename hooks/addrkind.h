@@ -2,8 +2,9 @@
 /*
  * What an address is, when it is not one of the debug layer's blocks: the current
  * thread's stack, a loaded module's image (globals, statics, string literals) or
- * something else.  Used only on the error path of free/realloc, to say what an invalid
- * free was.  Decided from address ranges only: it never dereferences the address.
+ * something else.  Used on the error path of free/realloc, to say what an invalid free
+ * was; the calling thread's stack bounds also by the leak scan and, once per thread, by
+ * the stack memo.  Decided from address ranges only: it never dereferences the address.
  *
  * Raises the memshim guard while asking the C library (pthread_getattr_np may allocate),
  * never prints.  Not on the hot path.  Thread-safe.
@@ -26,5 +27,8 @@ struct ms_addrinfo {
 };
 
 void ms_addrkind_classify(const void *p, struct ms_addrinfo *out);
+
+/* The calling thread's stack, [*lo, *hi).  1, or 0 when the C library cannot tell. */
+int ms_addrkind_own_stack(uintptr_t *lo, uintptr_t *hi);
 
 #endif

@@ -113,7 +113,9 @@ int ms_blockmap_set(uintptr_t p)
 }
 
 /* The word and bit of p, or NULL when p cannot be live (not covered, no leaf). */
-static inline __attribute__((always_inline)) _Atomic uint64_t *word_of(uintptr_t p, uint64_t *bit, struct leaf **leaf)
+static inline __attribute__((always_inline)) _Atomic uint64_t *word_of(uintptr_t p,
+                                                                      uint64_t *bit,
+                                                                      struct leaf **leaf)
 {
     if (!ms_blockmap_covers(p) || (*leaf = leaf_of(p)) == NULL)
         return NULL;

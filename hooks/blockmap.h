@@ -10,8 +10,9 @@
  * Two levels: 2^19 leaf pointers (one per 256 MiB of the 47-bit user address space),
  * leaves of 2^24 bits mapped on first use (ms_os_map, zero pages until touched).
  * Setting a bit is one atomic OR, clearing one (the free/realloc choke point) one atomic
- * AND (plain load and store while the process has one thread, solo.h); no lock.  A heap walk holds each block it reads by clearing its bit for that
- * moment; claims and tests that find a bit clear while a walk runs wait and look again.
+ * AND (a plain load and store while the process has one thread, solo.h); no lock.  A heap
+ * walk holds each block it reads by clearing its bit for that moment; claims and tests
+ * that find a bit clear while a walk runs wait and look again.
  *
  * Thread-safe; fork-safe through ms_blockmap_fork_*.  Never allocates through malloc,
  * never prints.  Hot path.

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "addrkind.h"
 #include "guard.h"
 #include "noasan.h"
 #include "os.h"
@@ -212,17 +213,8 @@ static inline __attribute__((always_inline)) void spill_registers(uintptr_t *reg
 static void scan_this_thread(struct ms_leak_scan *s, uintptr_t stack_from, const uintptr_t *regs)
 {
     scan_range(s, (uintptr_t)regs, (uintptr_t)(regs + MS_LEAK_REGS));
-    pthread_attr_t attr;
-    void *stack = NULL;
-    size_t stack_size = 0;
-    ms_guard_enter(); /* pthread_getattr_np may read /proc/self/maps with stdio */
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        pthread_attr_getstack(&attr, &stack, &stack_size);
-        pthread_attr_destroy(&attr);
-    }
-    ms_guard_leave();
-    uintptr_t top = (uintptr_t)stack + stack_size;
-    if (stack && stack_from > (uintptr_t)stack && stack_from < top)
+    uintptr_t stack, top;
+    if (ms_addrkind_own_stack(&stack, &top) && stack && stack_from > stack && stack_from < top)
         scan_range(s, stack_from, top);
     uintptr_t tp = thread_pointer();
     if (tp)

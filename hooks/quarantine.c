@@ -255,33 +255,16 @@ size_t ms_quarantine_budget(void)
     return Q.budget;
 }
 
-/* The only thread: no buffer to spare it the lock (a plain store then), so straight into
- * the ring.  A buffer left from a multi-threaded past (a fork child) goes first.  Victims
- * still leave in batches, as a buffer's spill would make them: once the ring is over
- * budget it goes down to budget - front_limit, so the verifier can fetch ahead. */
-static size_t push_alone(const struct ms_quarantine_rec *rec,
-                         struct ms_quarantine_rec *victims, size_t max)
-{
-    size_t n;
-    ms_spin_lock(&Q.lock);
-    if ((self != NULL && self != NO_FRONT && spill_locked(self) != 0) || reserve(1) != 0) {
-        n = SIZE_MAX;
-    } else {
-        append_locked(rec);
-        n = Q.bytes > Q.budget ? pop_locked(victims, max, keep_bytes()) : 0;
-    }
-    ms_spin_unlock(&Q.lock);
-    return n;
-}
-
 size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
                           struct ms_quarantine_rec *victims, size_t max)
 {
     size_t c = charge_of(rec);
-    if (ms_solo())
-        return push_alone(rec, victims, max);
-    struct front *f = front_self();
-    if (f != NULL) {
+    /* The only thread: its buffer would spare it nothing (the lock is a plain store then)
+     * but a copy, so frees go straight into the ring; a buffer left from a multi-threaded
+     * past (a fork child) is spilled first. */
+    bool alone = ms_solo();
+    struct front *f = alone ? (self == NO_FRONT ? NULL : self) : front_self();
+    if (!alone && f != NULL) {
         size_t n = atomic_load_explicit(&f->n, memory_order_relaxed);
         if (n < FRONT_RECS && f->bytes + c <= Q.front_limit) {
             f->rec[n] = *rec;
@@ -295,14 +278,17 @@ size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
     if ((f != NULL && spill_locked(f) != 0) || reserve(1) != 0) {
         n = SIZE_MAX;
     } else {
-        if (f != NULL && c <= Q.front_limit) {
+        if (!alone && f != NULL && c <= Q.front_limit) {
             f->rec[0] = *rec;
             f->bytes = c;
             atomic_store_explicit(&f->n, 1, memory_order_release);
         } else {
             append_locked(rec);
         }
-        n = pop_locked(victims, max, keep_bytes());
+        /* Alone, victims still leave in batches as a buffer's spill makes them: nothing
+         * until the ring is over budget, then down to budget - front_limit, so the
+         * verifier can fetch ahead. */
+        n = alone && Q.bytes <= Q.budget ? 0 : pop_locked(victims, max, keep_bytes());
     }
     ms_spin_unlock(&Q.lock);
     return n;

@@ -11,10 +11,10 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "addrkind.h"
 #include "guard.h"
 #include "noasan.h"
 #include "os.h"
-#include "spinlock.h"
 
 #define MEMO_SET_BITS 6
 #define MEMO_WAYS 4                 /* entries per set: chains that share a CFA */
@@ -46,7 +46,6 @@ struct frame_size {
 struct memo_table {
     uintptr_t lo, hi;               /* the thread's stack */
     struct frame_size sizes[FRAME_SIZES];
-    struct memo_table *next;        /* spare list */
     uint8_t victim[1 << MEMO_SET_BITS];    /* the way a set's next store replaces */
     struct ms_stackmemo_entry e[MEMO_ENTRIES];
 };
@@ -56,22 +55,18 @@ static struct memo_table no_memo;
 #define NO_MEMO (&no_memo)
 static __thread struct memo_table *memo_self;
 
+/* Only the key whose destructor unmaps a thread's table when it exits: the tables are
+ * the threads' own, so nothing is shared, locked or handled at fork. */
 static struct memo_shared {
     pthread_once_t once;
     pthread_key_t key;
     int key_ok;
-    struct ms_spin lock;            /* spare */
-    struct memo_table *spare;       /* tables of exited threads */
-} M = { .once = PTHREAD_ONCE_INIT, .lock = MS_SPIN_INIT };
+} M = { .once = PTHREAD_ONCE_INIT };
 
 static void table_release(void *arg)
 {
-    struct memo_table *t = arg;
-    memo_self = NO_MEMO;
-    ms_spin_lock(&M.lock);
-    t->next = M.spare;
-    M.spare = t;
-    ms_spin_unlock(&M.lock);
+    memo_self = NO_MEMO;            /* later destructors' captures simply walk */
+    ms_os_unmap(arg, sizeof(struct memo_table));
 }
 
 static void memo_setup(void)
@@ -79,41 +74,13 @@ static void memo_setup(void)
     M.key_ok = pthread_key_create(&M.key, table_release) == 0;
 }
 
-static int stack_bounds(uintptr_t *lo, uintptr_t *hi)
-{
-    pthread_attr_t attr;
-    void *addr;
-    size_t size;
-    int ok = 0;
-    ms_guard_enter();               /* for the main thread glibc reads /proc/self/maps */
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        ok = pthread_attr_getstack(&attr, &addr, &size) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    ms_guard_leave();
-    *lo = (uintptr_t)addr;
-    *hi = (uintptr_t)addr + size;
-    return ok;
-}
-
 static struct memo_table *table_create(void)
 {
     memo_self = NO_MEMO;            /* until it is complete; pthread_setspecific may malloc */
     pthread_once(&M.once, memo_setup);
     uintptr_t lo, hi;
-    if (!M.key_ok || !stack_bounds(&lo, &hi))
-        return NO_MEMO;
-    ms_spin_lock(&M.lock);
-    struct memo_table *t = M.spare;
-    if (t != NULL)
-        M.spare = t->next;
-    ms_spin_unlock(&M.lock);
-    if (t != NULL) {
-        memset(t->e, 0, sizeof t->e);
-        memset(t->victim, 0, sizeof t->victim);
-        memset(t->sizes, 0, sizeof t->sizes);
-    }
-    else if ((t = ms_os_map(sizeof *t)) == NULL)
+    struct memo_table *t;
+    if (!M.key_ok || !ms_addrkind_own_stack(&lo, &hi) || (t = ms_os_map(sizeof *t)) == NULL)
         return NO_MEMO;
     t->lo = lo;
     t->hi = hi;
@@ -239,10 +206,6 @@ struct ms_stackmemo_entry *ms_stackmemo_store(uintptr_t cfa, int max, void *cons
     struct ms_stackmemo_entry *e = &t->e[set * MEMO_WAYS + t->victim[set]];
     t->victim[set] = (uint8_t)((t->victim[set] + 1) % MEMO_WAYS);
     for (int k = 1; k < n; k++) {
-        if (cfa - 8 + off[k - 1] + sizeof(uintptr_t) > t->hi) {
-            e->cfa = 0;
-            return NULL;
-        }
         e->off[k - 1] = off[k - 1];
         e->pc[k - 1] = (uintptr_t)buf[k];
     }
@@ -255,21 +218,4 @@ struct ms_stackmemo_entry *ms_stackmemo_store(uintptr_t cfa, int max, void *cons
     e->attached = NULL;
     e->cfa = cfa;
     return e;
-}
-
-void ms_stackmemo_fork_prepare(void)
-{
-    ms_spin_lock(&M.lock);
-}
-
-void ms_stackmemo_fork_parent(void)
-{
-    ms_spin_unlock(&M.lock);
-}
-
-/* The child's only thread keeps its memo (its stack is the parent's, copied); the lock
- * was ours. */
-void ms_stackmemo_fork_child(void)
-{
-    ms_spin_init(&M.lock);
 }

@@ -23,10 +23,10 @@
  * address, the size of the frame it returns into, and computes later chains' slots from
  * those sizes, checking each slot holds its return address.
  *
- * Memory: ms_os_map'd per thread on first use (256 entries and 16,384 frame sizes, 336 KiB),
- * reused by later threads.  Never calls malloc except through pthread_getattr_np once per
- * thread under the guard; never reads outside the calling thread's stack.  Fork-safe
- * through ms_stackmemo_fork_*.
+ * Memory: ms_os_map'd per thread on first use (256 entries and 16,384 frame sizes, 336 KiB
+ * of address space, pages touched as used), unmapped when the thread exits.  Never calls
+ * malloc except through pthread_getattr_np once per thread under the guard; never reads
+ * outside the calling thread's stack.  Nothing shared between threads: fork needs nothing.
  */
 #ifndef MS_STACKMEMO_H
 #define MS_STACKMEMO_H
@@ -68,14 +68,9 @@ void ms_stackmemo_learn(void *const *buf, int n, const uint32_t *off);
  * the unwinder's frame rules give: a scan of the stack for the values would find stale
  * copies (earlier captures' buffers, dead frames) in frames' uninitialised parts, and a
  * memo keyed on a stale copy would not see a changed caller.  Frames past n are not
- * checked later.  Returns the entry, or NULL. */
+ * checked later.  Returns the entry. */
 struct ms_stackmemo_entry *ms_stackmemo_store(uintptr_t cfa, int max, void *const *buf,
                                               int n, int top, int kept, uint32_t total,
                                               uint64_t hash, const uint32_t *off);
-
-/* Around fork() (from the trace layer's handlers): the spare-table list's lock. */
-void ms_stackmemo_fork_prepare(void);
-void ms_stackmemo_fork_parent(void);
-void ms_stackmemo_fork_child(void);
 
 #endif

@@ -40,7 +40,6 @@
 #include "guard.h"
 #include "os.h"
 #include "solo.h"
-#include "stackmemo.h"
 #include "spinlock.h"
 #include "symbolize.h"
 #include "unwind.h"
@@ -719,19 +718,16 @@ void ms_trace_fork_prepare(void)
 {
     lock_all();
     ms_traceback_fork_prepare();
-    ms_stackmemo_fork_prepare();
 }
 
 void ms_trace_fork_parent(void)
 {
-    ms_stackmemo_fork_parent();
     ms_traceback_fork_parent();
     unlock_all();
 }
 
 void ms_trace_fork_child(void)
 {
-    ms_stackmemo_fork_child();
     ms_traceback_fork_child();
     ms_symbol_fork_child();
     ms_timeline_fork_child();

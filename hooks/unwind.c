@@ -236,7 +236,7 @@ out:
     return r;
 }
 
-/* Remembers a capture if the memo takes it (see ms_stackmemo_store). */
+/* Remembers a capture if the memo takes it (see ms_stackmemo_store); NULL if not. */
 static struct ms_stackmemo_entry *remember(uintptr_t cfa, int max, void *const *buf, int n,
                                           int top, int kept, uint32_t total, uint64_t hash)
 {
@@ -260,7 +260,6 @@ static inline __attribute__((always_inline)) int capture(uintptr_t cfa, uintptr_
                                                         uint32_t *total, uint64_t *hash,
                                                         struct ms_stackmemo_entry **memo)
 {
-    int kept;
     void *buf[max + MS_UNWIND_OWN_SLACK + 1];
     int *seen = &unwind_state.own_top[(site ^ (site >> 7)) % MS_UNWIND_SITES];
     int slack = __atomic_load_n(seen, __ATOMIC_RELAXED);
@@ -273,7 +272,7 @@ static inline __attribute__((always_inline)) int capture(uintptr_t cfa, uintptr_
     uintptr_t next;
     int top;
     int n = walk(buf, cap, pcs, max, &all, &next, &top);
-    kept = all < (uint32_t)max ? (int)all : max;
+    int kept = all < (uint32_t)max ? (int)all : max;
     if (top < n && __atomic_load_n(seen, __ATOMIC_RELAXED) == 0)
         __atomic_store_n(seen, top, __ATOMIC_RELAXED); /* exact: a caller's frame follows */
     if (n == cap && (int)all <= max && top > slack) {

@@ -54,10 +54,8 @@ bool ms_shim_bootstrap_contains(const void *p)
     return ms_shim.bootstrap_count != 0 && find(p) != NULL;
 }
 
-bool ms_shim_bootstrap_forget(void *p)
+bool ms_shim_bootstrap_take(void *p)
 {
-    if (ms_shim.bootstrap_count == 0)
-        return false;
     void **slot = find(p);
     if (slot == NULL)
         return false;

@@ -56,13 +56,6 @@ static inline bool own_call(void)
     return ms_guard_active();
 }
 
-/* Was p handed out by the C library during start-up (and is now forgotten)?  Almost
- * always none are left: that test is inline, the lookup is not. */
-static inline bool bootstrap_release(void *p)
-{
-    return ms_shim.bootstrap_count != 0 && ms_shim_bootstrap_forget(p);
-}
-
 void *ms_route_malloc(enum ms_api api, size_t size)
 {
     switch (ms_shim_route()) {
@@ -110,7 +103,7 @@ void ms_route_free(enum ms_api api, void *ptr)
         ms_pymalloc_free(NULL, ptr);
         return;
     case MS_ROUTE_STACK:
-        if (!own_call() && !bootstrap_release(ptr)) {
+        if (!own_call() && !ms_shim_bootstrap_forget(ptr)) {
             top_free(api, ptr);
             return;
         }
@@ -132,7 +125,7 @@ void *ms_route_realloc(enum ms_api api, void *ptr, size_t size)
     case MS_ROUTE_PYMALLOC:
         return ms_pymalloc_realloc(NULL, ptr, size);
     case MS_ROUTE_STACK:
-        if (!own_call() && !(ptr != NULL && bootstrap_release(ptr)))
+        if (!own_call() && !(ptr != NULL && ms_shim_bootstrap_forget(ptr)))
             return top_realloc(api, ptr, size);
         return __libc_realloc(ptr, size ? size : 1);
     case MS_ROUTE_BOOTSTRAP: {

@@ -108,6 +108,14 @@ void ms_shim_add_trace_layer(void);
 /* Bootstrap bookkeeping (shim/bootstrap.c; only consulted on the STACK route). */
 void ms_shim_bootstrap_record(void *p);
 bool ms_shim_bootstrap_contains(const void *p);
-bool ms_shim_bootstrap_forget(void *p);
+bool ms_shim_bootstrap_take(void *p);   /* the lookup: bootstrap_count != 0 */
+
+/* Was p handed out by the C library during start-up?  Then it is forgotten (it goes back
+ * to the C library).  Every free of the STACK route asks, and almost always none are left:
+ * that test is inline, the lookup is not. */
+static inline bool ms_shim_bootstrap_forget(void *p)
+{
+    return ms_shim.bootstrap_count != 0 && ms_shim_bootstrap_take(p);
+}
 
 #endif

@@ -29,6 +29,7 @@
 #include "stackmemo.h"
 #include "symbolize.h"
 #include "traceback.h"
+#include "unwind_mask.h"
 
 /* Counting a whole stack: a stack buffer of MS_UNWIND_BUF frames, then a mapped one of
  * MS_UNWIND_DEEP (the count stops there).  MS_UNWIND_OWN_SLACK: the most memshim frames on
@@ -94,6 +95,7 @@ static void unwind_init_once(void)
     ms_guard_enter();
     /* Per-thread caches: no lock shared by all allocating threads inside libunwind. */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    ms_unwind_mask_init();
     unwind_state.found = dl_iterate_phdr(find_own_module, (void *)(uintptr_t)&unwind_init_once);
     ms_guard_leave();
     __atomic_store_n(&unwind_state.ready, 1, __ATOMIC_RELEASE);
@@ -210,6 +212,7 @@ static __attribute__((noinline)) int find_slots(uintptr_t cfa, void *const *buf,
     unw_cursor_t c;
     int k = 0, r = -1;
     ms_guard_enter();
+    ms_unwind_mask_begin();
     if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
         goto out;
     for (int steps = 0; steps < n + MS_UNWIND_OWN_SLACK && unw_step(&c) > 0; steps++) {
@@ -232,6 +235,7 @@ static __attribute__((noinline)) int find_slots(uintptr_t cfa, void *const *buf,
         }
     }
 out:
+    ms_unwind_mask_end();
     ms_guard_leave();
     return r;
 }

@@ -6,12 +6,17 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
 #include "symbolize.h"
 #include "unwind.h"
+#include "unwind_mask.h"
 
 static int captured_n;
 static uint32_t captured_total;
@@ -273,4 +278,82 @@ Test(unwind_memo, stale_copies_on_the_stack_do_not_fool_it)
         cr_assert_str_eq(function_of(captured[2]), which ? "stale_right" : "stale_left",
                          "round %d", i);
     }
+}
+
+/* --- unwind_mask.h: libunwind's signal masking hoisted out of the stepping walk ------- */
+
+static volatile sig_atomic_t usr2_seen;
+
+static void on_usr2(int sig)
+{
+    (void)sig;
+    usr2_seen++;
+}
+
+static __attribute__((noinline)) int step_walk(void)
+{
+    unw_context_t uc;
+    unw_cursor_t c;
+    int steps = 0;
+    cr_assert_eq(unw_getcontext(&uc), 0);
+    cr_assert_eq(unw_init_local(&c, &uc), 0);
+    while (unw_step(&c) > 0)
+        steps++;
+    return steps;
+}
+
+static int mask_has(int sig)
+{
+    sigset_t now;
+    sigprocmask(SIG_SETMASK, NULL, &now);
+    return sigismember(&now, sig);
+}
+
+Test(unwind_mask, libunwinds_import_is_redirected)
+{
+    cr_assert_eq(ms_unwind_init(), 0);
+    cr_assert_eq(ms_unwind_mask_init(), 0, "libunwind's PLT slot for sigprocmask not found");
+}
+
+Test(unwind_mask, a_region_blocks_signals_and_restores_the_mask_it_found)
+{
+    sigset_t before, usr1;
+    cr_assert_eq(ms_unwind_init(), 0);
+    signal(SIGUSR2, on_usr2);
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);
+    sigprocmask(SIG_SETMASK, NULL, &before);
+
+    unsigned long elided = ms_unwind_mask_elided();
+    ms_unwind_mask_begin();
+    cr_assert(mask_has(SIGUSR2));
+    raise(SIGUSR2);
+    /* libunwind blocks and restores around its cache lock at every step: inside the region
+     * both are answered without a system call, and the signal stays pending throughout. */
+    cr_assert_gt(step_walk(), 2);
+    cr_assert(mask_has(SIGUSR2), "a step inside the region reopened the signals");
+    cr_assert_eq(usr2_seen, 0);
+    ms_unwind_mask_end();
+    cr_assert_gt(ms_unwind_mask_elided(), elided, "libunwind's calls were not redirected");
+
+    cr_assert_eq(usr2_seen, 1, "the signal raised inside the region was not delivered after");
+    cr_assert(mask_has(SIGUSR1) && !mask_has(SIGUSR2));
+    sigset_t after;
+    sigprocmask(SIG_SETMASK, NULL, &after);
+    for (int sig = 1; sig < NSIG; sig++)
+        cr_assert_eq(sigismember(&after, sig), sigismember(&before, sig), "signal %d", sig);
+}
+
+Test(unwind_mask, outside_a_region_libunwind_masks_as_before)
+{
+    cr_assert_eq(ms_unwind_init(), 0);
+    signal(SIGUSR2, on_usr2);
+    usr2_seen = 0;
+    unsigned long elided = ms_unwind_mask_elided();
+    cr_assert_gt(step_walk(), 2);
+    cr_assert_eq(ms_unwind_mask_elided(), elided);
+    cr_assert(!mask_has(SIGUSR2), "libunwind's own block/restore pair left signals blocked");
+    raise(SIGUSR2);
+    cr_assert_eq(usr2_seen, 1);
 }

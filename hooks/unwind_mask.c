@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libunwind's signal masking, hoisted out of its inner loop (see unwind_mask.h).
+ *
+ * State: the redirect (written once under ms_unwind_init's pthread_once, read-only after)
+ * and each thread's open region.
+ */
+#include "unwind_mask.h"
+
+#include <elf.h>
+#include <link.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+struct ms_unwind_mask_state {
+    int redirected;
+};
+
+struct ms_unwind_mask_region {
+    int blocked; /* set only while every signal really is blocked */
+    sigset_t saved;
+    unsigned long elided; /* libunwind's calls answered without a system call */
+};
+
+static struct ms_unwind_mask_state mask_state;
+static _Thread_local struct ms_unwind_mask_region mask_region;
+
+/* What libunwind calls instead of sigprocmask. */
+static int region_sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (!mask_region.blocked)
+        return sigprocmask(how, set, old);
+    if (old != NULL)
+        *old = mask_region.saved;
+    mask_region.elided++;
+    return 0;
+}
+
+unsigned long ms_unwind_mask_elided(void)
+{
+    return mask_region.elided;
+}
+
+void ms_unwind_mask_begin(void)
+{
+    sigset_t all;
+    if (!mask_state.redirected)
+        return;
+    sigfillset(&all);
+    if (sigprocmask(SIG_SETMASK, &all, &mask_region.saved) != 0)
+        return;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    mask_region.blocked = 1;
+}
+
+void ms_unwind_mask_end(void)
+{
+    if (!mask_region.blocked)
+        return;
+    /* Cleared while still blocked: no handler can run and see it set with signals open. */
+    mask_region.blocked = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    sigprocmask(SIG_SETMASK, &mask_region.saved, NULL);
+}
+
+/* --- finding and writing libunwind's PLT slot for sigprocmask --------------------------- */
+
+struct plt_search {
+    uintptr_t inside; /* an address in libunwind's code */
+    uintptr_t slot;
+    uintptr_t relro_lo, relro_hi;
+};
+
+/* Dynamic-section pointers: ld.so relocates them in place on most targets, not on all. */
+static uintptr_t dyn_ptr(uintptr_t base, uintptr_t v)
+{
+    return v < base ? base + v : v;
+}
+
+static void find_in_dynamic(struct plt_search *s, uintptr_t base, const ElfW(Dyn) *d)
+{
+    uintptr_t jmprel = 0, symtab = 0, strtab = 0;
+    size_t relsz = 0;
+    long reltype = 0;
+    for (; d->d_tag != DT_NULL; d++) {
+        switch (d->d_tag) {
+        case DT_JMPREL: jmprel = dyn_ptr(base, d->d_un.d_ptr); break;
+        case DT_PLTRELSZ: relsz = d->d_un.d_val; break;
+        case DT_PLTREL: reltype = (long)d->d_un.d_val; break;
+        case DT_SYMTAB: symtab = dyn_ptr(base, d->d_un.d_ptr); break;
+        case DT_STRTAB: strtab = dyn_ptr(base, d->d_un.d_ptr); break;
+        default: break;
+        }
+    }
+    if (jmprel == 0 || symtab == 0 || strtab == 0 || reltype != DT_RELA)
+        return;
+    const ElfW(Rela) *rel = (const ElfW(Rela) *)jmprel;
+    const ElfW(Sym) *sym = (const ElfW(Sym) *)symtab;
+    for (size_t i = 0; i < relsz / sizeof *rel; i++) {
+        const char *name = (const char *)strtab + sym[ELF64_R_SYM(rel[i].r_info)].st_name;
+        if (strcmp(name, "sigprocmask") == 0) {
+            s->slot = base + rel[i].r_offset;
+            return;
+        }
+    }
+}
+
+static int find_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct plt_search *s = arg;
+    const ElfW(Phdr) *dynamic = NULL;
+    int mine = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && s->inside >= lo && s->inside < lo + ph->p_memsz)
+            mine = 1;
+        else if (ph->p_type == PT_DYNAMIC)
+            dynamic = ph;
+        else if (ph->p_type == PT_GNU_RELRO) {
+            s->relro_lo = lo;
+            s->relro_hi = lo + ph->p_memsz;
+        }
+    }
+    if (!mine) {
+        s->relro_lo = s->relro_hi = 0;
+        return 0;
+    }
+    /* A non-PIE program's call of unw_step may have made its own PLT entry the function's
+     * address: only libunwind's slot is ever written. */
+    if (dynamic != NULL && info->dlpi_name != NULL && strstr(info->dlpi_name, "libunwind"))
+        find_in_dynamic(s, info->dlpi_addr,
+                        (const ElfW(Dyn) *)(info->dlpi_addr + dynamic->p_vaddr));
+    return 1;
+}
+
+/* Writes the slot, opening a read-only (RELRO) page for the time of the store. */
+static int write_slot(const struct plt_search *s)
+{
+    int (*fn)(int, const sigset_t *, sigset_t *) = region_sigprocmask;
+    int relro = s->slot >= s->relro_lo && s->slot < s->relro_hi;
+    long page = sysconf(_SC_PAGESIZE);
+    void *lo = (void *)(s->slot & ~(uintptr_t)(page - 1));
+    if (relro && mprotect(lo, (size_t)page, PROT_READ | PROT_WRITE) != 0)
+        return -1;
+    void *value;
+    memcpy(&value, &fn, sizeof value);
+    __atomic_store_n((void **)s->slot, value, __ATOMIC_RELEASE);
+    if (relro)
+        mprotect(lo, (size_t)page, PROT_READ);
+    return 0;
+}
+
+int ms_unwind_mask_init(void)
+{
+    int (*step)(unw_cursor_t *) = unw_step;
+    struct plt_search s = { 0 };
+    if (mask_state.redirected)
+        return 0;
+    memcpy(&s.inside, &step, sizeof s.inside);
+    dl_iterate_phdr(find_module, &s);
+    if (s.slot == 0 || write_slot(&s) != 0)
+        return -1;
+    mask_state.redirected = 1;
+    return 0;
+}

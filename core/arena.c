@@ -97,6 +97,24 @@ fail:
     return NULL;
 }
 
+static size_t dirty_max(const struct ms_arenas *as)
+{
+    return as->dirty_max ? as->dirty_max : MS_ARENA_DIRTY_MAX_BYTES / MS_POOL_SIZE;
+}
+
+/* Over the budget: purge now, or let the pools wait for the program to take them again? */
+static int purge_due(struct ms_arenas *as)
+{
+    if (as->dirty_delay_ns == 0 || as->ndirty > dirty_max(as) * MS_ARENA_DIRTY_HARD_FACTOR)
+        return 1;
+    uint64_t now = ms_os_coarse_ns();
+    if (as->over_since == 0) {
+        as->over_since = now;
+        return 0;
+    }
+    return now - as->over_since >= as->dirty_delay_ns;
+}
+
 struct ms_pool *ms_arena_take_pool(struct ms_core *c)
 {
     struct ms_arenas *as = &c->arenas;
@@ -128,7 +146,8 @@ struct ms_pool *ms_arena_take_pool(struct ms_core *c)
         a->freepools = p->next;
         if (a->ndirty > 0) {
             a->ndirty--;
-            as->ndirty--;
+            if (--as->ndirty <= dirty_max(as))
+                as->over_since = 0; /* taken back: the wait starts again */
         }
     } else {
         p = (struct ms_pool *)a->pool_address;
@@ -147,6 +166,9 @@ static void release(struct ms_core *c, struct ms_arena *a)
     struct ms_arenas *as = &c->arenas;
     as->ndirty -= a->ndirty;
     a->ndirty = 0;
+    if (as->nfp2lasta[a->nfreepools] == a)
+        as->nfp2lasta[a->nfreepools] =
+            (a->prev != NULL && a->prev->nfreepools == a->nfreepools) ? a->prev : NULL;
     if (a->prev == NULL)
         as->usable = a->next;
     else
@@ -181,15 +203,28 @@ static void clean(struct ms_arenas *as, struct ms_arena *a)
     a->ndirty = 0;
 }
 
-/* Clean the freest arenas (the usable list's tail: new pools come from its head, so these
- * are the least likely to be refilled soon) until at most keep dirty pools are left. */
-static void purge(struct ms_arenas *as, size_t keep)
+/* Give back the wholly free arenas but the last usable one (CPython's keep-one rule; they
+ * sit at the usable list's tail, being the freest), then clean the freest others (new pools
+ * come from the list's head, so these are the least likely to be refilled soon) until at
+ * most keep dirty pools are left. */
+static void purge(struct ms_core *c, size_t keep)
 {
+    struct ms_arenas *as = &c->arenas;
     struct ms_arena *a = as->usable;
     while (a != NULL && a->next != NULL)
         a = a->next;
-    for (; a != NULL && as->ndirty > keep; a = a->prev)
-        clean(as, a);
+    as->over_since = 0;
+    while (a != NULL) {
+        struct ms_arena *prev = a->prev;
+        int wholly_free = a->nfreepools == a->ntotalpools;
+        if (wholly_free && a->next != NULL)
+            release(c, a);
+        else if (as->ndirty > keep)
+            clean(as, a);
+        else if (!wholly_free)
+            break;
+        a = prev;
+    }
 }
 
 void ms_arena_give_pool(struct ms_core *c, struct ms_pool *p)
@@ -206,8 +241,10 @@ void ms_arena_give_pool(struct ms_core *c, struct ms_pool *p)
     }
     a->nfreepools = ++nf;
 
-    if (nf == a->ntotalpools && a->next != NULL) {
-        /* Wholly free and not the last usable arena: give it back.  nf is the count no
+    if (nf == a->ntotalpools && a->next != NULL && (as->dirty_delay_ns == 0 || a->ndirty == 0)) {
+        /* Wholly free and not the last usable arena: give it back now (CPython's rule).
+         * With a delay it waits with the other free pools (see purge), unless its pages
+         * were given back already: then keeping it saves nothing.  nf is the count no
          * other arena can share with it here, so nfp2lasta[nf] is not a. */
         release(c, a);
         MS_EXPENSIVE(ms_arenas_check(c));
@@ -241,10 +278,18 @@ void ms_arena_give_pool(struct ms_core *c, struct ms_pool *p)
             lastnf->next = a;
         }
     }
-    size_t max = as->dirty_max ? as->dirty_max : MS_ARENA_DIRTY_MAX_BYTES / MS_POOL_SIZE;
-    if (as->ndirty > max)
-        purge(as, max / 2);
+    if (as->ndirty > dirty_max(as) && purge_due(as))
+        purge(c, dirty_max(as) / 2);
     MS_EXPENSIVE(ms_arenas_check(c));
+}
+
+bool ms_arena_purge_all(struct ms_core *c)
+{
+    struct ms_arenas *as = &c->arenas;
+    size_t arenas = as->ncurrent, dirty = as->ndirty;
+    purge(c, 0);
+    MS_EXPENSIVE(ms_arenas_check(c));
+    return as->ncurrent != arenas || as->ndirty != dirty;
 }
 
 #ifdef MS_EXPENSIVE_CHECKS

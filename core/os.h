@@ -11,6 +11,7 @@
 #define MS_OS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Zero-filled, page-aligned anonymous memory, or NULL (errno is left as it was). */
 void *ms_os_map(size_t size);
@@ -20,5 +21,8 @@ void ms_os_unmap(void *p, size_t size);
 /* Tell the kernel the pages may be dropped (they read back as zero). */
 void ms_os_discard(void *p, size_t size);
 size_t ms_os_page_size(void);
+
+/* A monotonic clock in nanoseconds, a few milliseconds coarse (cheap: the vDSO). */
+uint64_t ms_os_coarse_ns(void);
 
 #endif

@@ -11,6 +11,7 @@
  */
 #include "pymalloc.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -84,6 +85,7 @@ int ms_pymalloc_init(const struct ms_pymalloc_config *cfg)
     c->arenas.allocator = cfg->arenas.alloc ? cfg->arenas : ms_arena_default_allocator;
     c->lower = cfg->lower;
     c->stats_fd = cfg->stats_fd;
+    c->arenas.dirty_delay_ns = cfg->dirty_delay_ns;
     bool first = !atfork_registered;
     atfork_registered = true;
     ms_core_unlock(c);
@@ -115,10 +117,27 @@ void ms_pymalloc_set_arena_allocator(const struct ms_arena_allocator *a)
 
 /* ---- the allocator functions ---- */
 
+/* The lower allocator failed: gives back what the arenas keep waiting for reuse (arena.h:
+ * free pools' pages, wholly free arenas), which may be what it lacked (address space under
+ * a limit, memory under a cgroup's).  True if there was any: worth one more try.  errno is
+ * left as the failure set it. */
+static __attribute__((noinline)) bool give_back_waiting(void)
+{
+    int saved = errno;
+    ms_core_lock(&ms_core);
+    bool any = ms_arena_purge_all(&ms_core);
+    ms_core_unlock(&ms_core);
+    errno = saved;
+    return any;
+}
+
 static __attribute__((noinline)) void *lower_malloc(size_t size)
 {
     /* CPython sends 0 to malloc(1): some C libraries return NULL for malloc(0). */
-    return ms_core.lower.malloc(ms_core.lower.ctx, size ? size : 1);
+    void *p = ms_core.lower.malloc(ms_core.lower.ctx, size ? size : 1);
+    if (p == NULL && give_back_waiting())
+        p = ms_core.lower.malloc(ms_core.lower.ctx, size ? size : 1);
+    return p;
 }
 
 void *ms_pymalloc_malloc(void *ctx, size_t size)
@@ -170,7 +189,10 @@ void *ms_pymalloc_calloc(void *ctx, size_t nelem, size_t elsize)
     }
     if (n == 0)
         nelem = elsize = 1;
-    return ms_core.lower.calloc(ms_core.lower.ctx, nelem, elsize);
+    void *p = ms_core.lower.calloc(ms_core.lower.ctx, nelem, elsize);
+    if (p == NULL && give_back_waiting())
+        p = ms_core.lower.calloc(ms_core.lower.ctx, nelem, elsize);
+    return p;
 }
 
 void *ms_pymalloc_realloc(void *ctx, void *p, size_t n)
@@ -182,7 +204,10 @@ void *ms_pymalloc_realloc(void *ctx, void *p, size_t n)
         if (v != 0)
             return NULL;            /* inside a free pool: not a live block */
         /* Not ours: the lower allocator keeps it, even when it shrinks below 512. */
-        return ms_core.lower.realloc(ms_core.lower.ctx, p, n);
+        void *q = ms_core.lower.realloc(ms_core.lower.ctx, p, n);
+        if (q == NULL && n != 0 && give_back_waiting())
+            q = ms_core.lower.realloc(ms_core.lower.ctx, p, n);
+        return q;
     }
     unsigned cls = ms_arenamap_class(v);
     size_t size = ms_class_size(cls);
@@ -208,7 +233,10 @@ void *ms_pymalloc_memalign(void *ctx, size_t alignment, size_t size)
      * size are multiples of 16). */
     if (alignment <= MS_ALIGNMENT && ms_size_is_small(size))
         return ms_pymalloc_malloc(ctx, size);
-    return ms_core.lower.memalign(ms_core.lower.ctx, alignment, size);
+    void *p = ms_core.lower.memalign(ms_core.lower.ctx, alignment, size);
+    if (p == NULL && give_back_waiting())
+        p = ms_core.lower.memalign(ms_core.lower.ctx, alignment, size);
+    return p;
 }
 
 size_t ms_pymalloc_usable_size(void *ctx, void *p)

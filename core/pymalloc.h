@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "allocator.h"
 
@@ -25,7 +26,13 @@ struct ms_pymalloc_config {
     struct ms_arena_allocator arenas;    /* alloc == NULL: the OS default (mmap) */
     int stats_fd;                        /* >= 0: print the stats report there before
                                             every new arena; < 0: never */
+    uint64_t dirty_delay_ns;             /* free pools' pages wait this long past the
+                                            budget before going back (arena.h); 0: no
+                                            wait, CPython's immediate release */
 };
+
+/* The shim's dirty_delay_ns. */
+#define MS_PYMALLOC_DIRTY_DELAY_NS 1000000000ull
 
 /* Configure the instance.  Returns 0, or -1 if it is already in use (blocks exist). */
 int ms_pymalloc_init(const struct ms_pymalloc_config *cfg);

@@ -103,6 +103,7 @@ static enum ms_route compose(void)
             .lower = bottom,
             .arenas = {0},
             .stats_fd = opt->mallocstats ? 2 : -1,
+            .dirty_delay_ns = MS_PYMALLOC_DIRTY_DELAY_NS,
         };
         ms_pymalloc_init(&pycfg);
         base = ms_pymalloc_allocator();

@@ -31,8 +31,19 @@ struct ms_unwind_mask_region {
 static struct ms_unwind_mask_state mask_state;
 static _Thread_local struct ms_unwind_mask_region mask_region;
 
+/* libunwind calls it from its thread-exit destructors too, after a ThreadSanitizer runtime
+ * has let go of the thread (its function-entry hook then crashed): no instrumentation. */
+#if defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define UNINSTRUMENTED __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef UNINSTRUMENTED
+#define UNINSTRUMENTED __attribute__((no_sanitize_thread))
+#endif
+
 /* What libunwind calls instead of sigprocmask. */
-static int region_sigprocmask(int how, const sigset_t *set, sigset_t *old)
+static UNINSTRUMENTED int region_sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
     if (!mask_region.blocked)
         return sigprocmask(how, set, old);

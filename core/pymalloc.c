@@ -117,15 +117,20 @@ void ms_pymalloc_set_arena_allocator(const struct ms_arena_allocator *a)
 
 /* ---- the allocator functions ---- */
 
-/* The lower allocator failed: gives back what the arenas keep waiting for reuse (arena.h:
- * free pools' pages, wholly free arenas), which may be what it lacked (address space under
- * a limit, memory under a cgroup's).  True if there was any: worth one more try.  errno is
- * left as the failure set it. */
-static __attribute__((noinline)) bool give_back_waiting(void)
+/* The lower allocator failed for size bytes: gives back what the arenas keep waiting for
+ * reuse (arena.h: free pools' pages, wholly free arenas), which may be what it lacked
+ * (address space under a limit, memory under a cgroup's).  True if anything went back:
+ * worth one more try.  Not for sizes beyond all the arenas held: giving them back cannot
+ * make those fit, and a program probing with impossible sizes (Python's MemoryError tests)
+ * would lose its waiting pools every time.  errno is left as the failure set it. */
+static __attribute__((noinline)) bool give_back_waiting(size_t size)
 {
     int saved = errno;
+    bool any = false;
     ms_core_lock(&ms_core);
-    bool any = ms_arena_purge_all(&ms_core);
+    size_t held = ms_core.arenas.ncurrent;   /* arena_size is set once one exists */
+    if (held != 0 && size / ms_core.arenas.arena_size < held)
+        any = ms_arena_purge_all(&ms_core);
     ms_core_unlock(&ms_core);
     errno = saved;
     return any;
@@ -135,7 +140,7 @@ static __attribute__((noinline)) void *lower_malloc(size_t size)
 {
     /* CPython sends 0 to malloc(1): some C libraries return NULL for malloc(0). */
     void *p = ms_core.lower.malloc(ms_core.lower.ctx, size ? size : 1);
-    if (p == NULL && give_back_waiting())
+    if (p == NULL && give_back_waiting(size))
         p = ms_core.lower.malloc(ms_core.lower.ctx, size ? size : 1);
     return p;
 }
@@ -190,7 +195,7 @@ void *ms_pymalloc_calloc(void *ctx, size_t nelem, size_t elsize)
     if (n == 0)
         nelem = elsize = 1;
     void *p = ms_core.lower.calloc(ms_core.lower.ctx, nelem, elsize);
-    if (p == NULL && give_back_waiting())
+    if (p == NULL && give_back_waiting(n))
         p = ms_core.lower.calloc(ms_core.lower.ctx, nelem, elsize);
     return p;
 }
@@ -205,7 +210,7 @@ void *ms_pymalloc_realloc(void *ctx, void *p, size_t n)
             return NULL;            /* inside a free pool: not a live block */
         /* Not ours: the lower allocator keeps it, even when it shrinks below 512. */
         void *q = ms_core.lower.realloc(ms_core.lower.ctx, p, n);
-        if (q == NULL && n != 0 && give_back_waiting())
+        if (q == NULL && n != 0 && give_back_waiting(n))
             q = ms_core.lower.realloc(ms_core.lower.ctx, p, n);
         return q;
     }
@@ -234,7 +239,7 @@ void *ms_pymalloc_memalign(void *ctx, size_t alignment, size_t size)
     if (alignment <= MS_ALIGNMENT && ms_size_is_small(size))
         return ms_pymalloc_malloc(ctx, size);
     void *p = ms_core.lower.memalign(ms_core.lower.ctx, alignment, size);
-    if (p == NULL && give_back_waiting())
+    if (p == NULL && give_back_waiting(size))
         p = ms_core.lower.memalign(ms_core.lower.ctx, alignment, size);
     return p;
 }

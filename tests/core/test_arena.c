@@ -288,14 +288,20 @@ Test(arena, past_the_hard_bound_nothing_waits)
     check_order();
 }
 
+/* Three full arenas whose free pools, once given back, wait for an hour. */
+static void three_arenas_that_wait(struct ms_pool *pools[3][16])
+{
+    core_setup(ASZ, false);
+    ms_core.arenas.dirty_delay_ns = 3600 * 1000000000ull;
+    take_three_arenas(pools);
+}
+
 /* When the lower allocator runs out, what waits goes back at once (shim_oom under
  * RLIMIT_AS failed to allocate 4 MiB after freeing everything without this). */
 Test(arena, out_of_memory_gives_back_what_waits)
 {
-    core_setup(ASZ, false);
-    ms_core.arenas.dirty_delay_ns = 3600 * 1000000000ull;
     struct ms_pool *pools[3][16];
-    take_three_arenas(pools);
+    three_arenas_that_wait(pools);
     for (int a = 1; a < 3; a++)
         for (int i = 0; i < 16; i++)
             give_pool(pools[a][i]);
@@ -308,4 +314,25 @@ Test(arena, out_of_memory_gives_back_what_waits)
     cr_assert_eq(fake_arenas.nfree, 1, "one wholly free arena is kept, the other went back");
     cr_assert_eq(ms_core.arenas.ndirty, 0);
     check_order();
+}
+
+/* The lower allocator's failure gives back what waits and is tried again, unless no
+ * amount of giving back could make the request fit (a program probing with impossible
+ * sizes would lose its waiting pools every time). */
+Test(arena, a_lower_failure_gives_back_what_waits_only_when_it_could_help)
+{
+    struct ms_pool *pools[3][16];
+    three_arenas_that_wait(pools);
+    for (int i = 0; i < 4; i++)
+        give_pool(pools[1][i]);
+    cr_assert_eq(ms_core.arenas.ndirty, 4);
+    fake_lower.fail = true;
+    int calls = fake_lower.nmalloc;
+    cr_assert_null(ms_pymalloc_malloc(NULL, (size_t)1 << 40));
+    cr_assert_eq(fake_lower.nmalloc, calls + 1, "an impossible size was tried again");
+    cr_assert_eq(ms_core.arenas.ndirty, 4, "an impossible size took the waiting pools");
+    cr_assert_null(ms_pymalloc_malloc(NULL, 4096));
+    cr_assert_eq(fake_lower.nmalloc, calls + 3, "not tried again after giving back");
+    cr_assert_eq(ms_core.arenas.ndirty, 0);
+    fake_lower.fail = false;
 }

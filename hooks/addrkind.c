@@ -41,28 +41,31 @@ struct image_query {
     int hit;
 };
 
+int ms_addrkind_module_holds(const struct dl_phdr_info *info, uintptr_t a)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && a - (info->dlpi_addr + ph->p_vaddr) < ph->p_memsz)
+            return 1;
+    }
+    return 0;
+}
+
 static int image_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     struct image_query *q = arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        if (q->addr >= lo && q->addr - lo < ph->p_memsz) {
-            const char *name = info->dlpi_name ? info->dlpi_name : "";
-            size_t n = strlen(name);
-            if (n >= sizeof q->out->module)
-                n = sizeof q->out->module - 1;
-            memcpy(q->out->module, name, n);
-            q->out->module[n] = '\0';
-            q->out->offset = q->addr - info->dlpi_addr;
-            q->hit = 1;
-            return 1;
-        }
-    }
-    return 0;
+    if (!ms_addrkind_module_holds(info, q->addr))
+        return 0;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    size_t n = strlen(name);
+    if (n >= sizeof q->out->module)
+        n = sizeof q->out->module - 1;
+    memcpy(q->out->module, name, n);
+    q->out->module[n] = '\0';
+    q->out->offset = q->addr - info->dlpi_addr;
+    q->hit = 1;
+    return 1;
 }
 
 void ms_addrkind_classify(const void *p, struct ms_addrinfo *out)

@@ -4,7 +4,8 @@
  * thread's stack, a loaded module's image (globals, statics, string literals) or
  * something else.  Used on the error path of free/realloc, to say what an invalid free
  * was; the calling thread's stack bounds also by the leak scan and, once per thread, by
- * the stack memo.  Decided from address ranges only: it never dereferences the address.
+ * the stack memo; "which module holds this address" by every dl_iterate_phdr search of
+ * the hooks.  Decided from address ranges only: it never dereferences the address.
  *
  * Raises the memshim guard while asking the C library (pthread_getattr_np may allocate),
  * never prints.  Not on the hot path.  Thread-safe.
@@ -12,6 +13,7 @@
 #ifndef MS_ADDRKIND_H
 #define MS_ADDRKIND_H
 
+#include <link.h>
 #include <stdint.h>
 
 enum ms_addrkind {
@@ -27,6 +29,10 @@ struct ms_addrinfo {
 };
 
 void ms_addrkind_classify(const void *p, struct ms_addrinfo *out);
+
+/* Does one of info's loadable segments hold a?  For dl_iterate_phdr callbacks that look
+ * for the module of an address. */
+int ms_addrkind_module_holds(const struct dl_phdr_info *info, uintptr_t a);
 
 /* The calling thread's stack, [*lo, *hi).  1, or 0 when the C library cannot tell. */
 int ms_addrkind_own_stack(uintptr_t *lo, uintptr_t *hi);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addrkind.h"
 #include "guard.h"
 #include "os.h"
 #include "symbolize.h"
@@ -190,22 +191,17 @@ static int find_raw_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     struct ms_raw_module *m = arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type != PT_LOAD || m->pc - lo >= ph->p_memsz)
-            continue;
-        m->found = 1;
-        m->bias = info->dlpi_addr;
-        m->name = info->dlpi_name;
-        if (m->name == NULL || m->name[0] == '\0') {
-            ssize_t n = readlink("/proc/self/exe", m->exe, sizeof m->exe - 1);
-            m->exe[n > 0 ? n : 0] = '\0';
-            m->name = n > 0 ? m->exe : NULL;
-        }
-        return 1;
+    if (!ms_addrkind_module_holds(info, m->pc))
+        return 0;
+    m->found = 1;
+    m->bias = info->dlpi_addr;
+    m->name = info->dlpi_name;
+    if (m->name == NULL || m->name[0] == '\0') {
+        ssize_t n = readlink("/proc/self/exe", m->exe, sizeof m->exe - 1);
+        m->exe[n > 0 ? n : 0] = '\0';
+        m->name = n > 0 ? m->exe : NULL;
     }
-    return 0;
+    return 1;
 }
 
 static void write_frames(struct ms_snapshot_writer *w, enum ms_snapshot_flags flags)

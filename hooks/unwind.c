@@ -24,6 +24,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "addrkind.h"
 #include "guard.h"
 #include "os.h"
 #include "stackmemo.h"
@@ -66,15 +67,7 @@ static struct ms_unwind_state unwind_state = { .once = PTHREAD_ONCE_INIT };
 static int find_own_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
-    uintptr_t me = (uintptr_t)arg;
-    int mine = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && me >= lo && me < lo + ph->p_memsz)
-            mine = 1;
-    }
-    if (!mine)
+    if (!ms_addrkind_module_holds(info, (uintptr_t)arg))
         return 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];

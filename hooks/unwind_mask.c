@@ -18,6 +18,8 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "addrkind.h"
+
 struct ms_unwind_mask_state {
     int redirected;
 };
@@ -127,22 +129,17 @@ static int find_module(struct dl_phdr_info *info, size_t size, void *arg)
     (void)size;
     struct plt_search *s = arg;
     const ElfW(Phdr) *dynamic = NULL;
-    int mine = 0;
+    if (!ms_addrkind_module_holds(info, s->inside))
+        return 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && s->inside >= lo && s->inside < lo + ph->p_memsz)
-            mine = 1;
-        else if (ph->p_type == PT_DYNAMIC)
+        if (ph->p_type == PT_DYNAMIC)
             dynamic = ph;
         else if (ph->p_type == PT_GNU_RELRO) {
             s->relro_lo = lo;
             s->relro_hi = lo + ph->p_memsz;
         }
-    }
-    if (!mine) {
-        s->relro_lo = s->relro_hi = 0;
-        return 0;
     }
     /* A non-PIE program's call of unw_step may have made its own PLT entry the function's
      * address: only libunwind's slot is ever written. */

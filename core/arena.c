@@ -63,7 +63,7 @@ static struct ms_arena *new_arena(struct ms_core *c)
         as->arena_size = MS_ARENA_SIZE_DEFAULT;
     if (as->allocator.alloc == NULL)
         as->allocator = ms_arena_default_allocator;
-    if (c->stats_fd >= 0)
+    if (c->stats)
         ms_stats_print_locked(c, c->stats_fd);   /* PYTHONMALLOCSTATS does it here too */
     struct ms_arena *a = object_get(as);
     if (a == NULL)

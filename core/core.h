@@ -22,7 +22,8 @@
 struct ms_core {
     pthread_mutex_t lock;
     struct ms_allocator lower;     /* 0 and > 512 bytes, foreign pointers (fixed) */
-    int stats_fd;                  /* >= 0: stats before every new arena (fixed) */
+    bool stats;                    /* stats before every new arena (fixed) */
+    int stats_fd;                  /* ... on this descriptor */
     struct ms_pools pools;
     struct ms_arenas arenas;
     struct ms_tcache_shared tc;

@@ -30,13 +30,22 @@ static void null_free(void *ctx, void *p) { (void)ctx; (void)p; }
 static void *null_memalign(void *ctx, size_t a, size_t n) { (void)ctx; (void)a; (void)n; return NULL; }
 static size_t null_usable(void *ctx, void *p) { (void)ctx; (void)p; return 0; }
 
+static const struct ms_allocator null_lower = {
+    NULL, null_malloc, null_calloc, null_realloc, null_free, null_memalign, null_usable,
+};
+
+/* All zero bytes (glibc's mutex initialiser is zeros), so the 45 KiB struct goes to .bss
+ * and costs resident memory only where it is used; .data would be mapped whole. */
 struct ms_core ms_core = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .tc.depot = { [0 ... MS_NUM_CLASSES - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER } },
-    .lower = { NULL, null_malloc, null_calloc, null_realloc, null_free, null_memalign,
-               null_usable },
-    .stats_fd = -1,
 };
+
+/* The lower allocator: null_lower until ms_pymalloc_init (the core's fields start zero). */
+static inline const struct ms_allocator *lower(void)
+{
+    return MS_LIKELY(ms_core.lower.malloc != NULL) ? &ms_core.lower : &null_lower;
+}
 
 /* ---- fork ---- */
 
@@ -84,6 +93,7 @@ int ms_pymalloc_init(const struct ms_pymalloc_config *cfg)
     c->arenas.arena_size = arena_size;
     c->arenas.allocator = cfg->arenas.alloc ? cfg->arenas : ms_arena_default_allocator;
     c->lower = cfg->lower;
+    c->stats = cfg->stats_fd >= 0;
     c->stats_fd = cfg->stats_fd;
     c->arenas.dirty_delay_ns = cfg->dirty_delay_ns;
     bool first = !atfork_registered;
@@ -139,9 +149,9 @@ static __attribute__((noinline)) bool give_back_waiting(size_t size)
 static __attribute__((noinline)) void *lower_malloc(size_t size)
 {
     /* CPython sends 0 to malloc(1): some C libraries return NULL for malloc(0). */
-    void *p = ms_core.lower.malloc(ms_core.lower.ctx, size ? size : 1);
+    void *p = lower()->malloc(lower()->ctx, size ? size : 1);
     if (p == NULL && give_back_waiting(size))
-        p = ms_core.lower.malloc(ms_core.lower.ctx, size ? size : 1);
+        p = lower()->malloc(lower()->ctx, size ? size : 1);
     return p;
 }
 
@@ -169,7 +179,7 @@ static __attribute__((noinline)) void free_slow(unsigned v, void *p)
     /* v != 0: an address inside a free pool of ours: not a live block (a double or
      * invalid free the debug hooks would report); dropping it is the only safe thing. */
     if (p != NULL && v == 0)
-        ms_core.lower.free(ms_core.lower.ctx, p);
+        lower()->free(lower()->ctx, p);
 }
 
 void ms_pymalloc_free(void *ctx, void *p)
@@ -194,9 +204,9 @@ void *ms_pymalloc_calloc(void *ctx, size_t nelem, size_t elsize)
     }
     if (n == 0)
         nelem = elsize = 1;
-    void *p = ms_core.lower.calloc(ms_core.lower.ctx, nelem, elsize);
+    void *p = lower()->calloc(lower()->ctx, nelem, elsize);
     if (p == NULL && give_back_waiting(n))
-        p = ms_core.lower.calloc(ms_core.lower.ctx, nelem, elsize);
+        p = lower()->calloc(lower()->ctx, nelem, elsize);
     return p;
 }
 
@@ -209,9 +219,9 @@ void *ms_pymalloc_realloc(void *ctx, void *p, size_t n)
         if (v != 0)
             return NULL;            /* inside a free pool: not a live block */
         /* Not ours: the lower allocator keeps it, even when it shrinks below 512. */
-        void *q = ms_core.lower.realloc(ms_core.lower.ctx, p, n);
+        void *q = lower()->realloc(lower()->ctx, p, n);
         if (q == NULL && n != 0 && give_back_waiting(n))
-            q = ms_core.lower.realloc(ms_core.lower.ctx, p, n);
+            q = lower()->realloc(lower()->ctx, p, n);
         return q;
     }
     unsigned cls = ms_arenamap_class(v);
@@ -238,9 +248,9 @@ void *ms_pymalloc_memalign(void *ctx, size_t alignment, size_t size)
      * size are multiples of 16). */
     if (alignment <= MS_ALIGNMENT && ms_size_is_small(size))
         return ms_pymalloc_malloc(ctx, size);
-    void *p = ms_core.lower.memalign(ms_core.lower.ctx, alignment, size);
+    void *p = lower()->memalign(lower()->ctx, alignment, size);
     if (p == NULL && give_back_waiting(size))
-        p = ms_core.lower.memalign(ms_core.lower.ctx, alignment, size);
+        p = lower()->memalign(lower()->ctx, alignment, size);
     return p;
 }
 
@@ -252,7 +262,7 @@ size_t ms_pymalloc_usable_size(void *ctx, void *p)
         return ms_class_size(ms_arenamap_class(v));
     if (p == NULL || v != 0)
         return 0;
-    return ms_core.lower.usable_size(ms_core.lower.ctx, p);
+    return lower()->usable_size(lower()->ctx, p);
 }
 
 bool ms_pymalloc_owns(const void *p)

@@ -35,7 +35,7 @@ struct ms_traceback_state {
     pthread_mutex_t lock; /* serialises inserts and growth; lookups never take it */
     struct ms_tb_table *table;
     const struct ms_traceback **dir[MS_TB_DIR_TOP];
-    uint32_t next_id;
+    uint32_t last_id;     /* ids start at 1; 0 here keeps the struct in .bss */
     char *arena;
     size_t arena_used, arena_size;
     size_t mapped; /* bytes mapped for all of the above */
@@ -44,7 +44,6 @@ struct ms_traceback_state {
 
 static struct ms_traceback_state tb_state = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
-    .next_id = 1,
 };
 
 /* The traceback this thread interned last.  Consecutive allocations mostly come from the
@@ -186,7 +185,7 @@ static struct ms_traceback *tb_arena_alloc(size_t size)
 /* Gives tb the next id in the directory (lock held). */
 static int tb_assign_id(struct ms_traceback *tb)
 {
-    uint32_t id = tb_state.next_id;
+    uint32_t id = tb_state.last_id + 1;
     size_t top = id >> MS_TB_DIR_BITS;
     if (top >= MS_TB_DIR_TOP)
         return -1;
@@ -199,7 +198,7 @@ static int tb_assign_id(struct ms_traceback *tb)
     }
     tb->id = id;
     __atomic_store_n(&chunk[id & (MS_TB_DIR_CHUNK - 1)], tb, __ATOMIC_RELEASE);
-    tb_state.next_id = id + 1;
+    tb_state.last_id = id;
     return 0;
 }
 

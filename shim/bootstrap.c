@@ -30,6 +30,11 @@ void ms_shim_bootstrap_record(void *p)
         return;
     for (size_t i = slot_of(p);; i = (i + 1) & (MS_BOOTSTRAP_SLOTS - 1)) {
         if (ms_shim.bootstrap[i] == NULL || ms_shim.bootstrap[i] == TOMBSTONE) {
+            uintptr_t a = (uintptr_t)p;
+            if (ms_shim.bootstrap_hi == 0)          /* the first one */
+                ms_shim.bootstrap_lo = ms_shim.bootstrap_hi = a;
+            ms_shim.bootstrap_lo = a < ms_shim.bootstrap_lo ? a : ms_shim.bootstrap_lo;
+            ms_shim.bootstrap_hi = a > ms_shim.bootstrap_hi ? a : ms_shim.bootstrap_hi;
             ms_shim.bootstrap[i] = p;
             ms_shim.bootstrap_count++;
             return;
@@ -51,7 +56,7 @@ static void **find(const void *p)
 
 bool ms_shim_bootstrap_contains(const void *p)
 {
-    return ms_shim.bootstrap_count != 0 && find(p) != NULL;
+    return ms_shim_bootstrap_may_hold(p) && find(p) != NULL;
 }
 
 bool ms_shim_bootstrap_take(void *p)

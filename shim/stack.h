@@ -69,6 +69,7 @@ struct ms_shim {
      * to the C library even when the stack's top layer would not know them. */
     void *bootstrap[MS_BOOTSTRAP_SLOTS];
     int bootstrap_count;
+    uintptr_t bootstrap_lo, bootstrap_hi;   /* every recorded block lies in [lo, hi] */
 };
 
 extern struct ms_shim ms_shim;
@@ -110,12 +111,20 @@ void ms_shim_bootstrap_record(void *p);
 bool ms_shim_bootstrap_contains(const void *p);
 bool ms_shim_bootstrap_take(void *p);   /* the lookup: bootstrap_count != 0 */
 
+/* Might p be a recorded block?  Start-up's blocks are few and lie together at the
+ * bottom of the C library's heap, far from pymalloc's arenas. */
+static inline bool ms_shim_bootstrap_may_hold(const void *p)
+{
+    return ms_shim.bootstrap_count != 0
+           && (uintptr_t)p - ms_shim.bootstrap_lo <= ms_shim.bootstrap_hi - ms_shim.bootstrap_lo;
+}
+
 /* Was p handed out by the C library during start-up?  Then it is forgotten (it goes back
- * to the C library).  Every free of the STACK route asks, and almost always none are left:
- * that test is inline, the lookup is not. */
+ * to the C library).  Every free of the STACK route asks, and start-up's blocks mostly
+ * live for ever (dlsym's): the tests are inline, the lookup (a cache miss) is not. */
 static inline bool ms_shim_bootstrap_forget(void *p)
 {
-    return ms_shim.bootstrap_count != 0 && ms_shim_bootstrap_take(p);
+    return ms_shim_bootstrap_may_hold(p) && ms_shim_bootstrap_take(p);
 }
 
 #endif

@@ -25,7 +25,6 @@
 #include "symbolize.h"
 #include "trace.h"
 #include "unwind.h"
-#include "unwind_lib.h"
 
 struct ms_shim ms_shim = {
     .api_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -84,18 +83,6 @@ void ms_shim_add_trace_layer(void)
     ms_shim.trace_in_stack = true;
 }
 
-/* The modes that walk stacks load libunwind (unwind_lib.h).  If the dynamic loader is in
- * the middle of adding an object, the load waits for the constructor or a later capture. */
-static void load_unwinder(void)
-{
-    if (ms_unwind_init() >= 0 || ms_unwind_lib_load() != MS_UNWIND_LIB_MISSING)
-        return;
-    const char *why = "libunwind.so.8 (Debian package libunwind8) could not be loaded";
-    if (ms_shim.options.tracemalloc)
-        ms_options_reject_tracemalloc(why);
-    ms_options_reject_mode(why);
-}
-
 /* Builds the stack bottom-up and returns the route the interposed functions take.  The
  * route stays UNINIT until start-up is complete, so nested calls are bootstrap ones. */
 static enum ms_route compose(void)
@@ -122,10 +109,8 @@ static enum ms_route compose(void)
         base = ms_pymalloc_allocator();
     }
 
-    if (opt->debug || opt->tracemalloc) {
-        load_unwinder();
+    if (opt->debug || opt->tracemalloc)
         ms_shim.print_backtrace = ms_unwind_print_current;
-    }
 
     if (opt->debug) {
         struct ms_debug_config dcfg;
@@ -188,10 +173,8 @@ __attribute__((constructor)) static void memshim_start(void)
     /* The modes that print tracebacks load the symboliser now, while dlopen is safe: not
      * in compose(), which may run inside the dynamic loader's own malloc call, and not at
      * the fatal error, in a damaged process. */
-    if (ms_shim.options.debug || ms_shim.options.tracemalloc) {
-        load_unwinder();
+    if (ms_shim.options.debug || ms_shim.options.tracemalloc)
         ms_symbol_load();
-    }
 }
 
 /* Runs after the program's own destructors (a preloaded library is initialised first, so

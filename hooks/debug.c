@@ -281,8 +281,9 @@ static bool reclaim_quarantine(void)
     return drain_quarantine(MS_DIAG_CHECK) != 0;
 }
 
-/* Decorate p, enter it in the table, honour the break.  base is what lower returned. */
-static void *publish(uint8_t *base, uint8_t *p, size_t n, char api, unsigned align_log2,
+/* Decorate p, enter it in the table, honour the break.  base is what lower returned.
+ * Inlined: as a call it saved and restored six registers on every malloc. */
+static inline __attribute__((always_inline)) void *publish(uint8_t *base, uint8_t *p, size_t n, char api, unsigned align_log2,
                      uint64_t serial)
 {
     ms_layout_decorate(p, n, api, serial);

@@ -21,15 +21,13 @@
 #include <stddef.h>
 #include <string.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
 #include "addrkind.h"
 #include "guard.h"
 #include "os.h"
 #include "stackmemo.h"
 #include "symbolize.h"
 #include "traceback.h"
+#include "unwind_lib.h"
 #include "unwind_mask.h"
 
 /* Counting a whole stack: a stack buffer of MS_UNWIND_BUF frames, then a mapped one of
@@ -47,8 +45,9 @@ struct ms_unwind_range {
 };
 
 struct ms_unwind_state {
-    pthread_once_t once;
-    int ready; /* set (release) when ranges are filled in */
+    pthread_once_t once;      /* finding memshim's own ranges */
+    pthread_once_t lib_once;  /* setting libunwind up, once it is loaded */
+    int ready; /* set (release) when ranges are filled in and libunwind is set up */
     int found;
     int nranges;
     struct ms_unwind_range ranges[MS_UNWIND_MAX_RANGES];
@@ -62,7 +61,10 @@ struct ms_unwind_state {
     int own_top[MS_UNWIND_SITES];
 };
 
-static struct ms_unwind_state unwind_state = { .once = PTHREAD_ONCE_INIT };
+static struct ms_unwind_state unwind_state = {
+    .once = PTHREAD_ONCE_INIT,
+    .lib_once = PTHREAD_ONCE_INIT,
+};
 
 static int find_own_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -83,20 +85,33 @@ static int find_own_module(struct dl_phdr_info *info, size_t size, void *arg)
     return 1;
 }
 
-static void unwind_init_once(void)
+static void find_own_once(void)
 {
-    ms_guard_enter();
+    unwind_state.found = dl_iterate_phdr(find_own_module, (void *)(uintptr_t)&find_own_once);
+}
+
+static void lib_init_once(void)
+{
     /* Per-thread caches: no lock shared by all allocating threads inside libunwind. */
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    ms_unw.set_caching_policy(*ms_unw.local_addr_space, UNW_CACHE_PER_THREAD);
     ms_unwind_mask_init();
-    unwind_state.found = dl_iterate_phdr(find_own_module, (void *)(uintptr_t)&unwind_init_once);
-    ms_guard_leave();
     __atomic_store_n(&unwind_state.ready, 1, __ATOMIC_RELEASE);
 }
 
 int ms_unwind_init(void)
 {
-    pthread_once(&unwind_state.once, unwind_init_once);
+    pthread_once(&unwind_state.once, find_own_once);
+    if (!__atomic_load_n(&unwind_state.ready, __ATOMIC_ACQUIRE)) {
+        ms_guard_enter();
+        enum ms_unwind_lib_status s = ms_unwind_lib_load();
+        if (s == MS_UNWIND_LIB_LOADED)
+            pthread_once(&unwind_state.lib_once, lib_init_once);
+        ms_guard_leave();
+        if (s == MS_UNWIND_LIB_MISSING)
+            return -1;
+        if (s == MS_UNWIND_LIB_LATER)
+            return 1;
+    }
     return unwind_state.found ? 0 : -1;
 }
 
@@ -130,13 +145,13 @@ static uint32_t count_own_excluded(void *const *buf, int n)
 static __attribute__((noinline)) uint32_t count_all(void)
 {
     void *buf[MS_UNWIND_BUF];
-    int n = unw_backtrace(buf, MS_UNWIND_BUF);
+    int n = ms_unw.backtrace(buf, MS_UNWIND_BUF);
     if (n < MS_UNWIND_BUF)
         return count_own_excluded(buf, n);
     void **deep = ms_os_map(MS_UNWIND_DEEP * sizeof(void *));
     if (deep == NULL)
         return count_own_excluded(buf, n);
-    n = unw_backtrace(deep, MS_UNWIND_DEEP);
+    n = ms_unw.backtrace(deep, MS_UNWIND_DEEP);
     uint32_t all = count_own_excluded(deep, n);
     ms_os_unmap(deep, MS_UNWIND_DEEP * sizeof(void *));
     return all;
@@ -177,9 +192,12 @@ static inline __attribute__((always_inline)) int walk(void **buf, int cap, uintp
                                                      int max, uint32_t *all, uintptr_t *next,
                                                      int *own_top)
 {
-    ms_guard_enter();
-    int n = unw_backtrace(buf, cap);
-    ms_guard_leave();
+    int n = 0;
+    if (__atomic_load_n(&unwind_state.ready, __ATOMIC_ACQUIRE)) {
+        ms_guard_enter();
+        n = ms_unw.backtrace(buf, cap);
+        ms_guard_leave();
+    }
     int top = 0;
     while (top < n && is_own((uintptr_t)buf[top]))
         top++;
@@ -206,11 +224,12 @@ static __attribute__((noinline)) int find_slots(uintptr_t cfa, void *const *buf,
     int k = 0, r = -1;
     ms_guard_enter();
     ms_unwind_mask_begin();
-    if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
+    if (ms_unw.getcontext(&uc) != 0 || ms_unw.init_local(&c, &uc) != 0)
         goto out;
-    for (int steps = 0; steps < n + MS_UNWIND_OWN_SLACK && unw_step(&c) > 0; steps++) {
+    for (int steps = 0; steps < n + MS_UNWIND_OWN_SLACK && ms_unw.step(&c) > 0; steps++) {
         unw_word_t ip, sp;
-        if (unw_get_reg(&c, UNW_REG_IP, &ip) != 0 || unw_get_reg(&c, UNW_REG_SP, &sp) != 0)
+        if (ms_unw.get_reg(&c, UNW_REG_IP, &ip) != 0
+            || ms_unw.get_reg(&c, UNW_REG_SP, &sp) != 0)
             break;
         if (k == 0) {
             if (sp < cfa)

@@ -25,9 +25,11 @@
  * stack of whatever thread calls malloc. */
 #define MS_UNWIND_MAX_FRAMES 1024
 
-/* Finds memshim's own code (idempotent, thread-safe; call it once before tracing starts,
- * the capture calls it too if needed).  Returns 0, or -1 if the module was not found (then
- * no frame is left out). */
+/* Loads libunwind (unwind_lib.h) and finds memshim's own code (idempotent, thread-safe;
+ * call it before tracing starts, the capture calls it too while it has not succeeded).
+ * Returns 0 when captures work, 1 when libunwind could not be loaded yet (the dynamic
+ * loader was busy: captures are empty until a later call succeeds), -1 when libunwind is
+ * not there or memshim's own module was not found (then no frame is left out). */
 int ms_unwind_init(void);
 
 /* Stores up to max (<= MS_UNWIND_MAX_FRAMES) return addresses of the caller's stack, most

@@ -15,10 +15,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
 #include "addrkind.h"
+#include "unwind_lib.h"
 
 struct ms_unwind_mask_state {
     int redirected;
@@ -168,11 +166,12 @@ static int write_slot(const struct plt_search *s)
 
 int ms_unwind_mask_init(void)
 {
-    int (*step)(unw_cursor_t *) = unw_step;
     struct plt_search s = { 0 };
     if (mask_state.redirected)
         return 0;
-    memcpy(&s.inside, &step, sizeof s.inside);
+    if (ms_unw.step == NULL)
+        return -1;
+    memcpy(&s.inside, &ms_unw.step, sizeof s.inside);
     dl_iterate_phdr(find_module, &s);
     if (s.slot == 0 || write_slot(&s) != 0)
         return -1;

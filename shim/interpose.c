@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "pymalloc.h"
 #include "stack.h"
 
@@ -32,7 +33,9 @@ MS_EXPORT void *malloc(size_t size)
 {
     if (MS_LIKELY(ms_shim_route() == MS_ROUTE_PYMALLOC))
         return ms_pymalloc_malloc(NULL, size);
-    void *p = ms_route_malloc(MS_API_C, size);
+    void *p = MS_UNLIKELY(ms_loader_called(__builtin_return_address(0)))
+                  ? ms_loader_malloc(size)
+                  : ms_route_malloc(MS_API_C, size);
     return MS_LIKELY(p != NULL) ? p : fail_enomem();
 }
 
@@ -51,7 +54,9 @@ MS_EXPORT void *calloc(size_t nelem, size_t elsize)
         return fail_enomem();
     if (MS_LIKELY(ms_shim_route() == MS_ROUTE_PYMALLOC))
         return ms_pymalloc_calloc(NULL, nelem, elsize);
-    void *p = ms_route_calloc(MS_API_C, nelem, elsize);
+    void *p = MS_UNLIKELY(ms_loader_called(__builtin_return_address(0)))
+                  ? ms_loader_calloc(nelem, elsize)
+                  : ms_route_calloc(MS_API_C, nelem, elsize);
     return p ? p : fail_enomem();
 }
 

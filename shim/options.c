@@ -97,11 +97,20 @@ static _Noreturn void reject(const struct ms_option_desc *d, const char *value)
     reject_because(d, value, NULL);
 }
 
-void ms_options_reject_mode(const char *reason)
+static _Noreturn void reject_set_value(const struct ms_option_desc *d, const char *reason)
 {
-    const struct ms_option_desc *d = &option_table[MS_OPT_mode];
     const char *v = getenv(d->variable);
     reject_because(d, v ? v : "", reason);
+}
+
+void ms_options_reject_mode(const char *reason)
+{
+    reject_set_value(&option_table[MS_OPT_mode], reason);
+}
+
+void ms_options_reject_tracemalloc(const char *reason)
+{
+    reject_set_value(&option_table[MS_OPT_tracemalloc], reason);
 }
 
 /* Decimal digits, then optionally one suffix from `suffixes` (K, M, G: powers of 1024,

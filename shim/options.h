@@ -42,5 +42,7 @@ void ms_options_parse(struct ms_options *out);
 /* For a value that parsed but cannot be honoured on this machine (mimalloc not installed):
  * the same one line, with the reason, and exit status 1. */
 _Noreturn void ms_options_reject_mode(const char *reason);
+/* The same for MEMSHIM_TRACEMALLOC (its backtraces need libunwind). */
+_Noreturn void ms_options_reject_tracemalloc(const char *reason);
 
 #endif

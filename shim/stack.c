@@ -20,11 +20,13 @@
 #include "debug.h"
 #include "finish.h"
 #include "libc.h"
+#include "loader.h"
 #include "mimalloc.h"
 #include "pymalloc.h"
 #include "symbolize.h"
 #include "trace.h"
 #include "unwind.h"
+#include "unwind_lib.h"
 
 struct ms_shim ms_shim = {
     .api_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -53,6 +55,7 @@ static bool print_alloc_traceback(struct ms_out *o, const void *p)
 void ms_shim_debug_config(struct ms_debug_config *cfg, struct ms_allocator lower)
 {
     const struct ms_options *opt = &ms_shim.options;
+    ms_loader_init();
     *cfg = (struct ms_debug_config){
         .lower = lower,
         .quarantine_bytes = opt->quarantine,
@@ -60,8 +63,9 @@ void ms_shim_debug_config(struct ms_debug_config *cfg, struct ms_allocator lower
         .on_break = memshim_break_serialno,
         .print_alloc_traceback = print_alloc_traceback,
         .print_current_backtrace = ms_unwind_print_current,
-        .foreign_size = NULL,   /* start-up's blocks never reach the layer (route.c) */
-        .foreign_free = NULL,
+        /* Start-up's blocks never reach the layer (route.c); the loader's may. */
+        .foreign_size = ms_loader_block_size,
+        .foreign_free = ms_loader_block_free,
         .fd = 2,
     };
 }
@@ -81,6 +85,18 @@ void ms_shim_add_trace_layer(void)
     __atomic_store_n(&ms_shim.top, next, __ATOMIC_RELEASE);
     __atomic_store_n(&ms_shim.route, MS_ROUTE_STACK, __ATOMIC_RELEASE);
     ms_shim.trace_in_stack = true;
+}
+
+/* The modes that walk stacks load libunwind (unwind_lib.h).  If the dynamic loader is in
+ * the middle of adding an object, the load waits for the constructor or a later capture. */
+static void load_unwinder(void)
+{
+    if (ms_unwind_init() >= 0 || ms_unwind_lib_load() != MS_UNWIND_LIB_MISSING)
+        return;
+    const char *why = "libunwind.so.8 (Debian package libunwind8) could not be loaded";
+    if (ms_shim.options.tracemalloc)
+        ms_options_reject_tracemalloc(why);
+    ms_options_reject_mode(why);
 }
 
 /* Builds the stack bottom-up and returns the route the interposed functions take.  The
@@ -109,13 +125,16 @@ static enum ms_route compose(void)
         base = ms_pymalloc_allocator();
     }
 
-    if (opt->debug || opt->tracemalloc)
+    if (opt->debug || opt->tracemalloc) {
+        load_unwinder();
         ms_shim.print_backtrace = ms_unwind_print_current;
+    }
 
     if (opt->debug) {
         struct ms_debug_config dcfg;
         ms_shim_debug_config(&dcfg, base);
         ms_debug_init(&dcfg);
+        pthread_atfork(ms_loader_fork_prepare, ms_loader_fork_parent, ms_loader_fork_child);
         ms_shim.debug_in_stack = true;
         for (int i = 0; i < MS_API_COUNT; i++)
             top[i] = ms_debug_allocator(api_ids[i]);
@@ -173,8 +192,10 @@ __attribute__((constructor)) static void memshim_start(void)
     /* The modes that print tracebacks load the symboliser now, while dlopen is safe: not
      * in compose(), which may run inside the dynamic loader's own malloc call, and not at
      * the fatal error, in a damaged process. */
-    if (ms_shim.options.debug || ms_shim.options.tracemalloc)
+    if (ms_shim.options.debug || ms_shim.options.tracemalloc) {
+        load_unwinder();
         ms_symbol_load();
+    }
 }
 
 /* Runs after the program's own destructors (a preloaded library is initialised first, so

@@ -70,6 +70,11 @@ struct ms_shim {
     void *bootstrap[MS_BOOTSTRAP_SLOTS];
     int bootstrap_count;
     uintptr_t bootstrap_lo, bootstrap_hi;   /* every recorded block lies in [lo, hi] */
+
+    /* The dynamic loader's code, [loader_lo, loader_lo + loader_len): its frees of blocks
+     * it got from the C library under memshim's guard (loader.c).  0: not looked for. */
+    uintptr_t loader_lo;
+    size_t loader_len;
 };
 
 extern struct ms_shim ms_shim;

@@ -11,6 +11,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* glibc's registration function behind pthread_atfork (exported since 2.3.2). */
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void),
+                             void *dso_handle);
+extern void *__dso_handle __attribute__((weak, visibility("hidden")));
+
+int ms_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    return __register_atfork(prepare, parent, child, &__dso_handle ? __dso_handle : NULL);
+}
+
 uint64_t ms_os_coarse_ns(void)
 {
     struct timespec ts;

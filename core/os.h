@@ -22,6 +22,12 @@ void ms_os_unmap(void *p, size_t size);
 void ms_os_discard(void *p, size_t size);
 size_t ms_os_page_size(void);
 
+/* pthread_atfork, without libc_nonshared.a's wrapper: the linker puts that stub after all
+ * of memshim's code, so calling it kept the last text pages (trace and report code, 32 KiB)
+ * resident in every process.  The wrapper only adds this library's handle, which unregisters
+ * the handlers if the library is unloaded; so does this. */
+int ms_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
 /* A monotonic clock in nanoseconds, a few milliseconds coarse (cheap: the vDSO). */
 uint64_t ms_os_coarse_ns(void);
 

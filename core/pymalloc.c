@@ -18,6 +18,7 @@
 #include "arenamap.h"
 #include "check.h"
 #include "core.h"
+#include "os.h"
 #include "sizeclass.h"
 #include "tcache.h"
 
@@ -103,7 +104,7 @@ int ms_pymalloc_init(const struct ms_pymalloc_config *cfg)
      * failure makes the core unusable, so neither fails init: without the key every
      * thread uses the locked central path; without the handlers (ENOMEM only) a child
      * forked while another thread held the core lock could not allocate. */
-    if (first && pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+    if (first && ms_os_atfork(fork_prepare, fork_parent, fork_child) != 0)
         atfork_registered = false;
     (void)ms_tcache_setup(c);
     return 0;

@@ -30,6 +30,7 @@
 #include "diag.h"
 #include "guard.h"
 #include "livetab.h"
+#include "os.h"
 #include "quarantine.h"
 #include "solo.h"
 
@@ -633,7 +634,7 @@ int ms_debug_init(const struct ms_debug_config *cfg)
     if (!S.atfork_registered) {
         /* glibc may allocate for its handler list: keep that out of the layers. */
         ms_guard_enter();
-        int rc = pthread_atfork(fork_prepare, fork_parent, fork_child);
+        int rc = ms_os_atfork(fork_prepare, fork_parent, fork_child);
         ms_guard_leave();
         if (rc != 0)
             return -1;

@@ -6,7 +6,7 @@
  * Start-up happens inside the first malloc-family call, which may come from the dynamic
  * loader, another library's constructor or a thread of a program that dlopen()ed us; the
  * constructor below only makes sure it has happened before main.  The initialising thread's
- * own nested calls (dlsym and pthread_atfork allocate) are served by the C library and
+ * own nested calls (dlsym and the atfork registration allocate) are served by the C library and
  * remembered, so that a debug stack does not later mistake them for invalid frees.
  *
  * Never: runs on the hot path after start-up.
@@ -22,6 +22,7 @@
 #include "libc.h"
 #include "loader.h"
 #include "mimalloc.h"
+#include "os.h"
 #include "pymalloc.h"
 #include "symbolize.h"
 #include "trace.h"
@@ -80,7 +81,7 @@ void ms_shim_add_trace_layer(void)
                                                            : ms_shim.top_sets[0];
     for (int i = 0; i < MS_API_COUNT; i++)
         ms_trace_init(&next[i], &now[i]);
-    pthread_atfork(ms_trace_fork_prepare, ms_trace_fork_parent, ms_trace_fork_child);
+    ms_os_atfork(ms_trace_fork_prepare, ms_trace_fork_parent, ms_trace_fork_child);
     ms_shim.print_backtrace = ms_unwind_print_current;
     __atomic_store_n(&ms_shim.top, next, __ATOMIC_RELEASE);
     __atomic_store_n(&ms_shim.route, MS_ROUTE_STACK, __ATOMIC_RELEASE);
@@ -134,7 +135,7 @@ static enum ms_route compose(void)
         struct ms_debug_config dcfg;
         ms_shim_debug_config(&dcfg, base);
         ms_debug_init(&dcfg);
-        pthread_atfork(ms_loader_fork_prepare, ms_loader_fork_parent, ms_loader_fork_child);
+        ms_os_atfork(ms_loader_fork_prepare, ms_loader_fork_parent, ms_loader_fork_child);
         ms_shim.debug_in_stack = true;
         for (int i = 0; i < MS_API_COUNT; i++)
             top[i] = ms_debug_allocator(api_ids[i]);
@@ -150,7 +151,7 @@ static enum ms_route compose(void)
             struct ms_allocator below = top[i];
             ms_trace_init(&top[i], &below);
         }
-        pthread_atfork(ms_trace_fork_prepare, ms_trace_fork_parent, ms_trace_fork_child);
+        ms_os_atfork(ms_trace_fork_prepare, ms_trace_fork_parent, ms_trace_fork_child);
         ms_shim.trace_in_stack = true;
         ms_trace_start(opt->tracemalloc);
     }

@@ -26,10 +26,10 @@
 
 #include "guard.h"
 #include "libc.h"
+#include "ptrset.h"
 #include "spinlock.h"
 
 #define LOADER_SLOTS 8192        /* a power of two */
-#define TOMBSTONE ((void *)1)
 
 struct ms_loader_set {
     struct ms_spin lock;
@@ -69,43 +69,16 @@ void ms_loader_init(void)
     pthread_once(&once, find_loader_once);
 }
 
-static size_t slot_of(const void *p)
-{
-    uint64_t h = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
-    return (size_t)(h >> 32) & (LOADER_SLOTS - 1);
-}
-
-/* Under the lock. */
-static void **find(const void *p)
-{
-    for (size_t i = slot_of(p), n = 0; n < LOADER_SLOTS; i = (i + 1) & (LOADER_SLOTS - 1), n++) {
-        if (loader_set.slot[i] == p)
-            return &loader_set.slot[i];
-        if (loader_set.slot[i] == NULL)
-            return NULL;
-    }
-    return NULL;
-}
-
-/* Under the lock.  A full set drops the block: its free would then be reported. */
-static void insert(void *p)
-{
-    if (loader_set.count >= LOADER_SLOTS / 2)
-        return;
-    for (size_t i = slot_of(p);; i = (i + 1) & (LOADER_SLOTS - 1)) {
-        if (loader_set.slot[i] == NULL || loader_set.slot[i] == TOMBSTONE) {
-            loader_set.slot[i] = p;
-            loader_set.count++;
-            return;
-        }
-    }
-}
-
 static void *remember(void *p)
 {
     if (p != NULL) {
         ms_spin_lock(&loader_set.lock);
-        insert(p);
+        /* Kept at most half full; past that the block is not remembered (its free would
+         * then be reported). */
+        if (loader_set.count < LOADER_SLOTS / 2) {
+            ms_ptrset_insert(loader_set.slot, LOADER_SLOTS, p);
+            loader_set.count++;
+        }
         ms_spin_unlock(&loader_set.lock);
     }
     return p;
@@ -137,7 +110,7 @@ size_t ms_loader_block_size(void *p)
     if (__atomic_load_n(&loader_set.count, __ATOMIC_RELAXED) == 0)
         return 0;
     ms_spin_lock(&loader_set.lock);
-    bool known = find(p) != NULL;
+    bool known = ms_ptrset_find(loader_set.slot, LOADER_SLOTS, p) != NULL;
     ms_spin_unlock(&loader_set.lock);
     return known ? ms_libc_usable_size(NULL, p) : 0;
 }
@@ -145,9 +118,9 @@ size_t ms_loader_block_size(void *p)
 void ms_loader_block_free(void *p)
 {
     ms_spin_lock(&loader_set.lock);
-    void **slot = find(p);
+    void **slot = ms_ptrset_find(loader_set.slot, LOADER_SLOTS, p);
     if (slot != NULL) {
-        *slot = TOMBSTONE;
+        ms_ptrset_remove(slot);
         loader_set.count--;
     }
     ms_spin_unlock(&loader_set.lock);

@@ -47,6 +47,11 @@ enum ms_api {
 struct ms_shim {
     int route;                      /* enum ms_route; read on every call (relaxed) */
     int init_state;                 /* 0 not started, 1 running, 2 done (atomic) */
+    /* The dynamic loader's code, [loader_lo, loader_lo + loader_len), whose mallocs under
+     * memshim's guard loader.c remembers.  0: not looked for.  Next to route: the
+     * non-default routes' malloc reads both, and they should share a cache line. */
+    uintptr_t loader_lo;
+    size_t loader_len;
     /* The composed stack per family, for MS_ROUTE_STACK (the same struct in every slot
      * unless a debug layer is in it).  A pointer to one of two sets, swapped atomically
      * when tracing is started at run time (memshim_tracemalloc_start). */
@@ -70,11 +75,6 @@ struct ms_shim {
     void *bootstrap[MS_BOOTSTRAP_SLOTS];
     int bootstrap_count;
     uintptr_t bootstrap_lo, bootstrap_hi;   /* every recorded block lies in [lo, hi] */
-
-    /* The dynamic loader's code, [loader_lo, loader_lo + loader_len): its frees of blocks
-     * it got from the C library under memshim's guard (loader.c).  0: not looked for. */
-    uintptr_t loader_lo;
-    size_t loader_len;
 };
 
 extern struct ms_shim ms_shim;

@@ -1,22 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The quarantine FIFO (see quarantine.h).  One global ring behind one lock keeps the
+ * The quarantine FIFO (see quarantine.h).  One global queue behind one lock keeps the
  * promise "a block stays quarantined until `budget` bytes were freed after it", which
  * per-thread or per-shard queues would weaken for big blocks.  In front of it each thread
  * has a small buffer (struct front, at most FRONT_RECS records and front_limit bytes) that
  * its frees fill without a lock or an atomic read-modify-write; a full buffer enters the
- * ring in one go, under one lock, and the victims leave in one batch.  (The lock's atomic
+ * queue in one go, under one lock, and the victims leave in one batch.  (The lock's atomic
  * exchange on every free waited for the 0xDD fill's stores to drain: 12% of debug churn.)
- * The ring is kept at budget - front_limit bytes, so one thread's quarantine stays within
+ * The queue is kept at budget - front_limit bytes, so one thread's quarantine stays within
  * the budget; each further thread may hold front_limit more.  While the process has one
  * thread (solo.h) the lock is a plain store and the buffer would only add a copy: frees go
- * straight into the ring, which then holds the whole budget.
+ * straight into the queue, which then holds the whole budget.
  *
  * Readers of other threads' buffers (find, walk, counts) hold Q.lock, which every change
  * but the owner's lock-free append also holds; the append writes the record past the
  * published count and then publishes it (release), so a reader sees whole records only.
  *
- * Hot path.  Never calls malloc (the ring and the buffers come from ms_os_map; only
+ * Hot path.  Never calls malloc (the queue and the buffers come from ms_os_map; only
  * pthread_setspecific may, once per thread), never prints, never reads the blocks.
  */
 #include "quarantine.h"
@@ -29,11 +29,13 @@
 #include "solo.h"
 #include "spinlock.h"
 
-#define INITIAL_RECS 1024u
-#define HISTORY 16384u                    /* records of blocks that left (512 KiB) */
+#define HISTORY 16384u                    /* records of blocks that left (>= 512 KiB) */
 #define FRONT_RECS 32u
 #define FRONT_MAX_BYTES ((size_t)64 << 10)
 #define FRONT_CHUNK_BYTES ((size_t)64 << 10)
+#define SEG_BYTES ((size_t)64 << 10)
+#define SEG_RECS ((SEG_BYTES - 2 * sizeof(void *)) / sizeof(struct ms_quarantine_rec))
+#define SPARE_SEGS 2u                     /* kept mapped for the tail's next steps */
 
 struct front {
     _Atomic size_t n;                 /* rec[0, n) are queued; only the owner adds */
@@ -42,25 +44,44 @@ struct front {
     struct ms_quarantine_rec rec[FRONT_RECS];
 };
 
+/* The queue is a chain of 64 KiB segments, oldest first, rather than one ring that doubles:
+ * a ring's capacity is a power of two and the queue wraps over all of it, so up to half of
+ * its pages were resident without holding a record (4 MiB at the default 16 MiB, more
+ * than the records themselves).  Segments cost what they hold, plus two spares, and never
+ * copy.  Every segment but the tail is full. */
+struct seg {
+    struct seg *next, *prev;          /* newer, older */
+    struct ms_quarantine_rec rec[SEG_RECS];
+};
+
+/* A place in the chain: rec[i] of s (i may equal SEG_RECS: the start of s->next). */
+struct cursor {
+    struct seg *s;
+    size_t i;
+};
+
 /* NULL: no buffer yet; NO_FRONT: none (thread exiting, or none could be had), so this
- * thread's frees go straight to the ring. */
+ * thread's frees go straight to the queue. */
 static struct front no_front;
 #define NO_FRONT (&no_front)
 static __thread struct front *self;
 
 static struct quarantine_state {
     struct ms_spin lock;
-    struct ms_quarantine_rec *ring;   /* cap records, a power of two */
-    size_t cap;
-    size_t head;                      /* oldest record: ring[head & (cap - 1)] */
+    struct cursor head;               /* the oldest queued record */
+    struct seg *tail;                 /* the newest segment; NULL before the first push */
+    size_t tail_n;                    /* records in it */
     size_t count;
     size_t bytes;                     /* sum of the queued charges */
     size_t budget;
-    /* The records of the last `behind` blocks that left the queue stay in the ring just
-     * before head (ring[(head - k) & (cap - 1)], k = 1..behind), so that a free of one of
-     * them is still called a double free (error path only).  The ring keeps HISTORY
-     * slots spare for them: nothing is copied when a block leaves. */
+    /* The records of the last `behind` blocks that left the queue stay in the chain
+     * before head (from `oldest` on), so that a free of one of them is still called a
+     * double free (error path only).  Whole segments go once HISTORY records remain
+     * without them: nothing is copied when a block leaves. */
+    struct seg *oldest;
     size_t behind;
+    struct seg *spare;                /* mapped, unused (next only) */
+    size_t nspare;
     size_t front_limit;               /* bytes a thread's buffer may hold (0: none) */
     struct front *fronts;             /* every thread's buffer */
     struct front *spare_fronts;       /* buffers of threads that exited, for reuse */
@@ -77,43 +98,66 @@ static inline size_t charge_of(const struct ms_quarantine_rec *r)
     return ms_livetab_end(&r->e) - ms_livetab_head(&r->e) + sizeof *r;
 }
 
-static inline struct ms_quarantine_rec *at(size_t i)
+/* The record at c, stepping into the next segment first if c is at the end of one. */
+static inline struct ms_quarantine_rec *cursor_rec(struct cursor *c)
 {
-    return &Q.ring[(Q.head + i) & (Q.cap - 1)];
+    if (c->i == SEG_RECS) {
+        c->s = c->s->next;
+        c->i = 0;
+    }
+    return &c->s->rec[c->i];
 }
 
-/* Room in the ring for `more` records besides HISTORY slots of records that left. */
-static int reserve(size_t more)
+/* Room to append `more` records (more <= SEG_RECS): the tail's, else a spare segment. */
+static int reserve_slow(size_t more)
 {
-    size_t ncap = Q.cap ? Q.cap : INITIAL_RECS;
-    while (ncap - Q.count < more + HISTORY)
-        ncap *= 2;
-    if (ncap == Q.cap)
+    if (Q.tail != NULL && SEG_RECS - Q.tail_n >= more)
         return 0;
-    struct ms_quarantine_rec *nring = ms_os_map(ncap * sizeof *nring);
-    if (nring == NULL)
-        return -1;
-    size_t behind = Q.behind;
-    for (size_t i = 0; i < behind + Q.count; i++)
-        nring[i] = Q.ring[(Q.head - behind + i) & (Q.cap - 1)];
-    if (Q.ring != NULL)
-        ms_os_unmap(Q.ring, Q.cap * sizeof *Q.ring);
-    Q.ring = nring;
-    Q.cap = ncap;
-    Q.head = behind;
+    if (Q.spare == NULL) {
+        struct seg *s = ms_os_map(sizeof *s);
+        if (s == NULL)
+            return -1;
+        s->next = NULL;
+        Q.spare = s;
+        Q.nspare = 1;
+    }
+    if (Q.tail == NULL) {             /* the first segment: head, tail and oldest */
+        struct seg *s = Q.spare;
+        Q.spare = s->next;
+        Q.nspare--;
+        s->next = s->prev = NULL;
+        Q.tail = Q.oldest = Q.head.s = s;
+        Q.tail_n = Q.head.i = 0;
+    }
     return 0;
 }
 
-static void append_locked(const struct ms_quarantine_rec *r)
+static inline int reserve(size_t more)
 {
-    *at(Q.count) = *r;
-    Q.count++;
-    Q.bytes += charge_of(r);
-    if (Q.count + Q.behind > Q.cap)
-        Q.behind = Q.cap - Q.count;    /* the oldest record that left was overwritten */
+    if (__builtin_expect(Q.tail != NULL && (Q.tail_n + more <= SEG_RECS || Q.spare != NULL), 1))
+        return 0;
+    return reserve_slow(more);
 }
 
-/* Move f's records into the ring (Q.lock held); -1 when the ring cannot grow. */
+/* reserve() made room. */
+static inline void append_locked(const struct ms_quarantine_rec *r)
+{
+    if (Q.tail_n == SEG_RECS) {
+        struct seg *s = Q.spare;
+        Q.spare = s->next;
+        Q.nspare--;
+        s->next = NULL;
+        s->prev = Q.tail;
+        Q.tail->next = s;
+        Q.tail = s;
+        Q.tail_n = 0;
+    }
+    Q.tail->rec[Q.tail_n++] = *r;
+    Q.count++;
+    Q.bytes += charge_of(r);
+}
+
+/* Move f's records into the chain (Q.lock held); -1 when it cannot grow. */
 static int spill_locked(struct front *f)
 {
     size_t n = atomic_load_explicit(&f->n, memory_order_relaxed);
@@ -128,24 +172,47 @@ static int spill_locked(struct front *f)
     return 0;
 }
 
+/* The head moved into a new segment: the oldest segments go while HISTORY records of
+ * blocks that left remain without them. */
+static void trim_history(void)
+{
+    while (Q.oldest != Q.head.s && Q.behind >= HISTORY + SEG_RECS) {
+        struct seg *s = Q.oldest;
+        Q.oldest = s->next;
+        Q.oldest->prev = NULL;
+        Q.behind -= SEG_RECS;
+        if (Q.nspare < SPARE_SEGS) {
+            s->next = Q.spare;
+            Q.spare = s;
+            Q.nspare++;
+        } else {
+            ms_os_unmap(s, sizeof *s);
+        }
+    }
+}
+
 #define PREFETCH_VICTIMS 4 /* the next batch's first victims */
 
 static size_t pop_locked(struct ms_quarantine_rec *victims, size_t max, size_t keep_bytes)
 {
     size_t n = 0;
     while (n < max && Q.count > 0 && Q.bytes > keep_bytes) {
-        victims[n] = *at(0);
+        struct seg *was = Q.head.s;
+        victims[n] = *cursor_rec(&Q.head);
+        Q.head.i++;
+        if (Q.head.s != was)
+            trim_history();
         Q.bytes -= charge_of(&victims[n]);
-        Q.head++;
         Q.count--;
-        Q.behind += Q.behind < HISTORY;
+        Q.behind++;
         n++;
     }
     /* Victims' memory is cold (the budget is far bigger than the caches) and the verifier
      * reads all of it: the caller fetches ahead within a batch; here the first victims of
      * the next batch start on their way, whole lines up to their first 512 bytes. */
-    for (size_t k = 0; n != 0 && k < PREFETCH_VICTIMS && k < Q.count; k++) {
-        const struct ms_livetab_entry *e = &at(k)->e;
+    struct cursor c = Q.head;
+    for (size_t k = 0; n != 0 && k < PREFETCH_VICTIMS && k < Q.count; k++, c.i++) {
+        const struct ms_livetab_entry *e = &cursor_rec(&c)->e;
         uintptr_t lo = ms_livetab_head(e), hi = ms_livetab_end(e);
         if (hi - lo > 512)
             hi = lo + 512;
@@ -174,15 +241,15 @@ static void unlink_front_locked(struct front *f)
     Q.spare_fronts = f;
 }
 
-/* Thread exit: the buffer's records join the ring (the next free anywhere pops what is
+/* Thread exit: the buffer's records join the queue (the next free anywhere pops what is
  * over budget), and the buffer waits for the next thread.  Later frees of this thread (other
- * destructors) go straight to the ring. */
+ * destructors) go straight to the queue. */
 static void front_destructor(void *arg)
 {
     struct front *f = arg;
     self = NO_FRONT;
     ms_spin_lock(&Q.lock);
-    /* Without room in the ring its blocks stay where they are, never reused: a leak
+    /* Without room in the queue its blocks stay where they are, never reused: a leak
      * under memory exhaustion rather than a report about a correct program. */
     spill_locked(f);
     atomic_store_explicit(&f->n, 0, memory_order_relaxed);
@@ -255,12 +322,37 @@ size_t ms_quarantine_budget(void)
     return Q.budget;
 }
 
+static __attribute__((noinline)) size_t push_shared(const struct ms_quarantine_rec *rec,
+                                                    struct ms_quarantine_rec *victims,
+                                                    size_t max);
+
 size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
+                          struct ms_quarantine_rec *victims, size_t max)
+{
+    /* The common case, kept to a few registers: the only thread, no buffer.  Victims
+     * still leave in batches as a buffer's spill makes them: nothing until the queue is
+     * over budget, then down to budget - front_limit, so the verifier can fetch ahead. */
+    if (ms_solo() && self == NULL) {
+        size_t n = 0;
+        ms_spin_lock(&Q.lock);
+        if (reserve(1) != 0)
+            n = SIZE_MAX;
+        else if (append_locked(rec), Q.bytes > Q.budget)
+            n = pop_locked(victims, max, keep_bytes());
+        ms_spin_unlock(&Q.lock);
+        return n;
+    }
+    return push_shared(rec, victims, max);
+}
+
+/* Several threads, or a thread whose buffer is gone (exiting) or left over from a
+ * multi-threaded past (a fork child's). */
+static size_t push_shared(const struct ms_quarantine_rec *rec,
                           struct ms_quarantine_rec *victims, size_t max)
 {
     size_t c = charge_of(rec);
     /* The only thread: its buffer would spare it nothing (the lock is a plain store then)
-     * but a copy, so frees go straight into the ring; a buffer left from a multi-threaded
+     * but a copy, so frees go straight into the queue; a buffer left from a multi-threaded
      * past (a fork child) is spilled first. */
     bool alone = ms_solo();
     struct front *f = alone ? (self == NO_FRONT ? NULL : self) : front_self();
@@ -285,9 +377,7 @@ size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
         } else {
             append_locked(rec);
         }
-        /* Alone, victims still leave in batches as a buffer's spill makes them: nothing
-         * until the ring is over budget, then down to budget - front_limit, so the
-         * verifier can fetch ahead. */
+        /* Alone: in batches, as in ms_quarantine_push. */
         n = alone && Q.bytes <= Q.budget ? 0 : pop_locked(victims, max, keep_bytes());
     }
     ms_spin_unlock(&Q.lock);
@@ -306,7 +396,7 @@ size_t ms_quarantine_drain(struct ms_quarantine_rec *victims, size_t max)
 {
     struct front *f = self;
     ms_spin_lock(&Q.lock);
-    /* Other threads' buffers are theirs to change: only the caller's joins the ring. */
+    /* Other threads' buffers are theirs to change: only the caller's joins the queue. */
     if (f != NULL && f != NO_FRONT && spill_locked(f) != 0) {
         /* No room to queue them: they leave first, oldest first. */
         size_t n = atomic_load_explicit(&f->n, memory_order_relaxed);
@@ -347,10 +437,17 @@ bool ms_quarantine_find(uintptr_t p, struct ms_quarantine_rec *out)
             }
         }
     }
-    for (size_t i = Q.count; i-- > 0 && !hit;) {
-        const struct ms_livetab_entry *e = &at(i)->e;
-        if (p >= ms_livetab_base(e) && p < ms_livetab_end(e)) {
-            *out = *at(i);
+    /* Newest first: back from the tail. */
+    struct seg *s = Q.tail;
+    size_t i = Q.tail_n;
+    for (size_t k = 0; k < Q.count && !hit; k++) {
+        if (i == 0) {
+            s = s->prev;
+            i = SEG_RECS;
+        }
+        const struct ms_quarantine_rec *r = &s->rec[--i];
+        if (p >= ms_livetab_base(&r->e) && p < ms_livetab_end(&r->e)) {
+            *out = *r;
             hit = true;
         }
     }
@@ -362,8 +459,14 @@ bool ms_quarantine_find_released(uintptr_t p, struct ms_quarantine_rec *out)
 {
     bool hit = false;
     ms_spin_lock(&Q.lock);
-    for (size_t k = 1; k <= Q.behind && !hit; k++) {
-        const struct ms_quarantine_rec *r = &Q.ring[(Q.head - k) & (Q.cap - 1)];
+    struct seg *s = Q.head.s;
+    size_t i = Q.head.i;
+    for (size_t k = 0; k < Q.behind && !hit; k++) {
+        if (i == 0) {
+            s = s->prev;
+            i = SEG_RECS;
+        }
+        const struct ms_quarantine_rec *r = &s->rec[--i];
         if (r->e.p == p) {
             *out = *r;
             hit = true;
@@ -378,9 +481,11 @@ bool ms_quarantine_walk(bool (*fn)(const struct ms_quarantine_rec *r, void *arg)
 {
     bool hit = false;
     ms_spin_lock(&Q.lock);
-    for (size_t i = 0; i < Q.count && !hit; i++) {
-        if (fn(at(i), arg)) {
-            *found = *at(i);
+    struct cursor c = Q.head;
+    for (size_t k = 0; k < Q.count && !hit; k++, c.i++) {
+        const struct ms_quarantine_rec *r = cursor_rec(&c);
+        if (fn(r, arg)) {
+            *found = *r;
             hit = true;
         }
     }
@@ -428,7 +533,7 @@ void ms_quarantine_fork_parent(void)
     ms_spin_unlock(&Q.lock);
 }
 
-/* The other threads are gone, their buffers with them: their records join the ring (a
+/* The other threads are gone, their buffers with them: their records join the queue (a
  * record an owner was appending at the fork is lost, its block never reused), and the
  * buffers wait for the child's new threads. */
 void ms_quarantine_fork_child(void)

@@ -8,8 +8,9 @@
  * scan: the hot path never looks records up, and the live table stays as small as the
  * live heap.
  *
- * A ring buffer of 32-byte records behind one spinlock; push and pop are O(1) amortised (the
- * ring doubles when full).  Memory from ms_os_map.  Thread-safe, fork-safe through
+ * A chain of 64 KiB segments of 32-byte records behind one spinlock; push and pop are O(1)
+ * and the chain holds what is queued plus HISTORY records of blocks that left, nothing more.
+ * Memory from ms_os_map.  Thread-safe, fork-safe through
  * ms_quarantine_fork_*.  Never reads the blocks itself (the caller verifies the ones it
  * pops), never allocates through malloc, never prints.  Hot path (every free).
  */
@@ -36,7 +37,7 @@ size_t ms_quarantine_budget(void);
 /* Append rec (its extent plus the record's own size count against the budget), then
  * pop the oldest records into victims[0..max) while the total exceeds the budget.
  * Returns how many were popped; if that is max, call ms_quarantine_evict for the rest.
- * Returns SIZE_MAX when rec could not be stored (no memory for the ring): the caller
+ * Returns SIZE_MAX when rec could not be stored (no memory for the queue): the caller
  * releases the block. */
 size_t ms_quarantine_push(const struct ms_quarantine_rec *rec,
                           struct ms_quarantine_rec *victims, size_t max);

@@ -320,30 +320,38 @@ Test(debug_diag, double_free_after_the_block_left_the_quarantine)
                  FREED_TWICE_AFTER_QUARANTINE);
 }
 
-/* The records of blocks that left are kept in the quarantine's ring: p's must survive the
- * ring growing (17,000 queued records need more than the first ring's 32,768 - 16,384
- * history slots).  Every block is allocated first, so nothing reuses p's memory. */
-static void double_free_after_the_ring_grew(void *arg)
+/* The quarantine keeps its records in a chain of 64 KiB segments (2,047 records each).
+ * p is freed, then 16,000 blocks of 72 bytes each (block and record) after it.  With a
+ * 1 KiB budget each pushes an older one out, so p's record is eight segments back among
+ * those that left, where a second free must still find it (within 16,384).  With 2 MiB
+ * all stay queued, p eight segments before the newest.  Every block is allocated first,
+ * so nothing reuses p's memory. */
+enum { MANY = 16000 };
+static void *many[MANY];
+
+static void double_free_after_many_freed(void *arg)
 {
     (void)arg;
-    enum { SMALL = 17000 };
     struct ms_allocator a = ms_debug_allocator('r');
-    static void *small[SMALL];
-    for (int i = 0; i < SMALL; i++)
-        small[i] = a.malloc(a.ctx, 8);
-    char *big = a.malloc(a.ctx, (2 << 20) - 200);
+    for (int i = 0; i < MANY; i++)
+        many[i] = a.malloc(a.ctx, 8);
     char *p = a.malloc(a.ctx, 10);
     a.free(a.ctx, p);
-    a.free(a.ctx, big);                    /* over the 2 MiB budget: p leaves */
-    for (int i = 0; i < SMALL; i++)
-        a.free(a.ctx, small[i]);           /* big leaves, the ring grows */
+    for (int i = 0; i < MANY; i++)
+        a.free(a.ctx, many[i]);
     a.free(a.ctx, p);
 }
 
-Test(debug_diag, double_free_is_recognised_after_the_quarantine_ring_grew)
+Test(debug_diag, double_free_is_recognised_when_its_record_is_segments_back)
 {
-    expect_fatal(2 << 20, double_free_after_the_ring_grew, NULL,
-                 FREED_TWICE_AFTER_QUARANTINE);
+    expect_fatal(1024, double_free_after_many_freed, NULL, FREED_TWICE_AFTER_QUARANTINE);
+    expect_fatal(2 << 20, double_free_after_many_freed, NULL,
+                 "Debug memory block at address p=0xADDR: API 'r'\n"
+                 "    10 bytes originally requested\n"
+                 "    The block was made by call #N to debug malloc/realloc and freed after "
+                 "call #N.\n"
+                 "    It is in the quarantine: this is its second free.\n\n"
+                 "Fatal memshim error: memshim_debug_free: double free\n");
 }
 
 static void double_free_serials(void *arg)

@@ -405,6 +405,8 @@ static void retire(const struct ms_livetab_entry *e)
         struct ms_quarantine_rec victims[VICTIM_BATCH];
         size_t n = ms_quarantine_push(&rec, victims, VICTIM_BATCH);
         if (n != SIZE_MAX) {
+            if (n == 0)                /* most frees: nothing over budget yet */
+                return;
             release(victims, n, MS_DIAG_FREE);
             while (n == VICTIM_BATCH) {
                 n = ms_quarantine_evict(victims, VICTIM_BATCH);

@@ -47,8 +47,9 @@ struct front {
 /* The queue is a chain of 64 KiB segments, oldest first, rather than one ring that doubles:
  * a ring's capacity is a power of two and the queue wraps over all of it, so up to half of
  * its pages were resident without holding a record (4 MiB at the default 16 MiB, more
- * than the records themselves).  Segments cost what they hold, plus two spares, and never
- * copy.  Every segment but the tail is full. */
+ * than the records themselves).  Segments cost what they hold, plus the records of blocks
+ * that left (HISTORY up to HISTORY + 2 * SEG_RECS: whole segments go) and two spares, and
+ * never copy.  Every segment but the tail is full. */
 struct seg {
     struct seg *next, *prev;          /* newer, older */
     struct ms_quarantine_rec rec[SEG_RECS];
@@ -108,11 +109,19 @@ static inline struct ms_quarantine_rec *cursor_rec(struct cursor *c)
     return &c->s->rec[c->i];
 }
 
-/* Room to append `more` records (more <= SEG_RECS): the tail's, else a spare segment. */
-static int reserve_slow(size_t more)
+/* Step c back one record and return it (the chain holds one there). */
+static inline struct ms_quarantine_rec *cursor_prev(struct cursor *c)
 {
-    if (Q.tail != NULL && SEG_RECS - Q.tail_n >= more)
-        return 0;
+    if (c->i == 0) {
+        c->s = c->s->prev;
+        c->i = SEG_RECS;
+    }
+    return &c->s->rec[--c->i];
+}
+
+/* reserve() found neither room in the tail nor a spare segment (or no chain yet). */
+static int reserve_slow(void)
+{
     if (Q.spare == NULL) {
         struct seg *s = ms_os_map(sizeof *s);
         if (s == NULL)
@@ -132,11 +141,12 @@ static int reserve_slow(size_t more)
     return 0;
 }
 
+/* Room to append `more` records (more <= SEG_RECS): the tail's, else a spare segment. */
 static inline int reserve(size_t more)
 {
     if (__builtin_expect(Q.tail != NULL && (Q.tail_n + more <= SEG_RECS || Q.spare != NULL), 1))
         return 0;
-    return reserve_slow(more);
+    return reserve_slow();
 }
 
 /* reserve() made room. */
@@ -438,14 +448,9 @@ bool ms_quarantine_find(uintptr_t p, struct ms_quarantine_rec *out)
         }
     }
     /* Newest first: back from the tail. */
-    struct seg *s = Q.tail;
-    size_t i = Q.tail_n;
+    struct cursor c = { Q.tail, Q.tail_n };
     for (size_t k = 0; k < Q.count && !hit; k++) {
-        if (i == 0) {
-            s = s->prev;
-            i = SEG_RECS;
-        }
-        const struct ms_quarantine_rec *r = &s->rec[--i];
+        const struct ms_quarantine_rec *r = cursor_prev(&c);
         if (p >= ms_livetab_base(&r->e) && p < ms_livetab_end(&r->e)) {
             *out = *r;
             hit = true;
@@ -459,14 +464,9 @@ bool ms_quarantine_find_released(uintptr_t p, struct ms_quarantine_rec *out)
 {
     bool hit = false;
     ms_spin_lock(&Q.lock);
-    struct seg *s = Q.head.s;
-    size_t i = Q.head.i;
+    struct cursor c = Q.head;
     for (size_t k = 0; k < Q.behind && !hit; k++) {
-        if (i == 0) {
-            s = s->prev;
-            i = SEG_RECS;
-        }
-        const struct ms_quarantine_rec *r = &s->rec[--i];
+        const struct ms_quarantine_rec *r = cursor_prev(&c);
         if (r->e.p == p) {
             *out = *r;
             hit = true;

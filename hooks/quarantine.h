@@ -8,8 +8,9 @@
  * scan: the hot path never looks records up, and the live table stays as small as the
  * live heap.
  *
- * A chain of 64 KiB segments of 32-byte records behind one spinlock; push and pop are O(1)
- * and the chain holds what is queued plus HISTORY records of blocks that left, nothing more.
+ * A chain of 64 KiB segments of 32-byte records behind one spinlock; push and pop are O(1),
+ * and the chain holds what is queued plus the records of the last 16,384 or more blocks
+ * that left (at most two segments more), and two spare segments.
  * Memory from ms_os_map.  Thread-safe, fork-safe through
  * ms_quarantine_fork_*.  Never reads the blocks itself (the caller verifies the ones it
  * pops), never allocates through malloc, never prints.  Hot path (every free).

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "noasan.h"
 #include "os.h"
 #include "trace.h"
+#include "traceback.h"
 
 struct ms_leak_block {
     uintptr_t addr;
@@ -166,6 +168,58 @@ static int scan_module(struct dl_phdr_info *info, size_t size, void *arg)
     }
     drain(s);
     return 0;
+}
+
+/*
+ * Blocks the dynamic linker allocated (its first frame lies in ld.so) are roots, as in
+ * LeakSanitizer: ld.so keeps the only pointer to some of them where no scan looks.  The
+ * TLS vector (DTV) of every thread that has exited is one: glibc caches the dead thread's
+ * stack for reuse, and the thread descriptor at its top, which holds the vector, is not a
+ * root.  Without this, every program that ever joined a thread "leaked" 336 bytes a
+ * thread (allocate_dtv, from pthread_create) and exited with status 23.
+ */
+struct ms_leak_range {
+    uintptr_t base, lo, hi;
+};
+
+static int find_linker(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct ms_leak_range *r = arg;
+    if (info->dlpi_addr != r->base)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (r->hi == 0 || lo < r->lo)
+            r->lo = lo;
+        if (lo + ph->p_memsz > r->hi)
+            r->hi = lo + ph->p_memsz;
+    }
+    return r->hi != 0;
+}
+
+static void scan_linker_blocks(struct ms_leak_scan *s)
+{
+    /* AT_BASE: where the kernel loaded the program interpreter (0 without one). */
+    struct ms_leak_range r = { .base = (uintptr_t)getauxval(AT_BASE) };
+    if (r.base == 0)
+        return;
+    dl_iterate_phdr(find_linker, &r);
+    if (r.hi == 0)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        struct ms_leak_block *b = &s->blocks[i];
+        const struct ms_traceback *tb = b->marked ? NULL : ms_traceback_get(b->tb);
+        /* frames[0] is a return address: the call itself is the byte before it. */
+        if (tb && tb->nframe && tb->frames[0] - 1 - r.lo < r.hi - r.lo) {
+            b->marked = 1;
+            s->queue[s->queued++] = (uint32_t)i;
+        }
+    }
+    drain(s);
 }
 
 /* The C library's thread control block holds the TLS vector and pthread_setspecific
@@ -471,6 +525,7 @@ __attribute__((noinline)) long ms_leak_check(struct ms_out *o, struct ms_leak_su
         }
     }
     dl_iterate_phdr(scan_module, &s);
+    scan_linker_blocks(&s);
     scan_this_thread(&s, stack_from, regs);
     scan_other_threads(&s);
     for (size_t i = 0; i < s.n; i++) {

@@ -2,8 +2,9 @@
 /*
  * Leaks at exit (LeakSanitizer's and Valgrind's method, on the trace layer's table): a
  * conservative reachability scan from the roots - the writable segments and this thread's
- * TLS blocks of every loaded module, this thread's stack, registers and thread control
- * block, and the stacks of the other threads that are blocked in a system call - through
+ * TLS blocks of every loaded module, the blocks the dynamic linker allocated (as in
+ * LeakSanitizer), this thread's stack, registers and thread control block, and the stacks
+ * of the other threads that are blocked in a system call - through
  * the live traced blocks.  Traced blocks that nothing reaches are leaks,
  * reported grouped by allocation traceback, biggest first.  memshim's own module and
  * memory (its tables, caches, quarantine) are never roots.

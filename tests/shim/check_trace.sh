@@ -31,6 +31,8 @@ fi
 
 run "$leaky" clean >/dev/null 2>"$tmp/err"; rc=$?
 [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] && ok || bad "clean program: rc $rc, stderr: $(cat "$tmp/err")"
+run "$leaky" threads >/dev/null 2>"$tmp/err"; rc=$?
+[ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] && ok || bad "clean program with joined threads: rc $rc, stderr: $(cat "$tmp/err")"
 
 # A forked child that leaks reports its own leaks and exits 23; the parent sees that.
 out=$(run "$leaky" fork 2>"$tmp/err"); rc=$?

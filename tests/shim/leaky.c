@@ -6,10 +6,13 @@
  *            %p), then both exit;
  *   crash  - dies of SIGSEGV after allocating (the snapshot must still be written);
  *   clean  - frees everything: tracing must print nothing and exit 0;
+ *   threads - the same after starting and joining threads (each exited thread's TLS
+ *            vector stays with the C library's cached stack, where no scan looks);
  *   last   - leaks one block as the very last allocation before exit (nothing printed
  *            after it: stale copies of its address in memshim's own exit-time frames once
  *            passed for roots).
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +33,30 @@ __attribute__((noinline)) static void scrub(void)
     memset((char *)junk, 0, sizeof junk);
 }
 
+static void *thread_main(void *arg)
+{
+    free(site_a());
+    return arg;
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
     if (strcmp(what, "last") == 0) {
         memset(site_a(), 1, 100);
         scrub();
+        return 0;
+    }
+    if (strcmp(what, "threads") == 0) {
+        for (int round = 0; round < 3; round++) {
+            pthread_t t[4];
+            for (int i = 0; i < 4; i++)
+                if (pthread_create(&t[i], NULL, thread_main, NULL) != 0)
+                    return 2;
+            for (int i = 0; i < 4; i++)
+                pthread_join(t[i], NULL);
+        }
+        puts("done");
         return 0;
     }
     if (strcmp(what, "clean") == 0) {

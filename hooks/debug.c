@@ -97,7 +97,14 @@ static void entry_from_header(uintptr_t p, struct ms_livetab_entry *e)
     uint64_t n = ms_layout_size(q);
     size_t room = MS_DEBUG_MAX_REQUEST;
     const struct ms_allocator *lo = lower_of(ms_layout_api(q));
-    if (lo->usable_size != NULL) {
+    /* Only above lower_header_above can the block be one whose header lower_room reads
+     * safely where usable_size would not (glibc's reads the next chunk's too). */
+    bool above = n > S.cfg.lower_header_above || n + MS_DEBUG_OVERHEAD > S.cfg.lower_header_above;
+    if (above && S.cfg.lower_room != NULL && lo == &S.cfg.lower) {
+        size_t u = S.cfg.lower_room((const void *)(p - MS_DEBUG_HEAD));
+        room = u < MS_DEBUG_OVERHEAD ? 0 : u - MS_DEBUG_OVERHEAD;
+        room = room < MS_DEBUG_MAX_REQUEST ? room : MS_DEBUG_MAX_REQUEST;
+    } else if (lo->usable_size != NULL) {
         size_t u = lo->usable_size(lo->ctx, (void *)(p - MS_DEBUG_HEAD));
         room = u < MS_DEBUG_OVERHEAD ? 0 : u - MS_DEBUG_OVERHEAD;
         room = room < MS_DEBUG_MAX_REQUEST ? room : MS_DEBUG_MAX_REQUEST;
@@ -159,8 +166,32 @@ static bool walk_live(bool (*fn)(const struct ms_livetab_entry *e, void *arg), v
 
 /* ---- checks (SPEC 3.3) ------------------------------------------------------------- */
 
-/* API id, leading pads, size field, trailing pads, in CPython's order.  The common case is
- * two word compares. */
+/* Is lower's own header in front of e's lower block intact, as far as the shim can tell?
+ * Only for blocks that came from cfg.lower, above the size where it keeps one. */
+static inline bool lower_header_ok(const struct ms_livetab_entry *e, char api)
+{
+    /* n + 32 is what a plain block asked of lower (an aligned one asked more): one
+     * compare, and no check, for the blocks pymalloc serves. */
+    if (MS_LIKELY(ms_livetab_size(e) + MS_DEBUG_OVERHEAD <= S.cfg.lower_header_above))
+        return true;
+    if (lower_of(api) != &S.cfg.lower)
+        return true;
+    uintptr_t base = ms_livetab_base(e);
+    return S.cfg.lower_header_intact((const void *)base, ms_livetab_end(e) - base);
+}
+
+/* The same when the block already failed a check: its size may have been clamped by a
+ * damaged lower header (lower_room 0), so the size threshold cannot decide. */
+static bool lower_header_ok_slow(const struct ms_livetab_entry *e, char api)
+{
+    uintptr_t base = ms_livetab_base(e);
+    if (S.cfg.lower_header_intact == NULL || lower_of(api) != &S.cfg.lower)
+        return true;
+    return S.cfg.lower_header_intact((const void *)base, ms_livetab_end(e) - base);
+}
+
+/* API id, leading pads, size field, trailing pads, in CPython's order, then lower's
+ * header.  The common case is two word compares and one size compare. */
 static enum ms_diag_bad check_block(const struct ms_livetab_entry *e, char api)
 {
     const uint8_t *p = (const uint8_t *)e->p;
@@ -170,22 +201,75 @@ static enum ms_diag_bad check_block(const struct ms_livetab_entry *e, char api)
     memcpy(&head, p - MS_DEBUG_S, 8);
     memcpy(&tail, p + n, 8);
     if (head == ((pads << 8) | (uint8_t)api) && tail == pads && ms_layout_size(p) == n)
-        return MS_DIAG_OK;
+        return lower_header_ok(e, api) ? MS_DIAG_OK : MS_DIAG_BAD_LOWER;
     if (ms_layout_api(p) != api)
         return MS_DIAG_BAD_ID;
     if (ms_layout_first_not(p - (MS_DEBUG_S - 1), MS_DEBUG_S - 1, MS_FORBIDDENBYTE)
         != MS_DEBUG_S - 1)
         return MS_DIAG_BAD_LEADING;
+    /* Before the size: a damaged lower header leaves the size clamped to nothing. */
+    if (!lower_header_ok_slow(e, api))
+        return MS_DIAG_BAD_LOWER;
     if (ms_layout_size(p) != n)
         return MS_DIAG_BAD_SIZE;
     return MS_DIAG_BAD_TRAILING;
+}
+
+/* The live block ending at most this many bytes in front of a damaged header may have
+ * run into it: the lower allocators' slack (size-class rounding, a chunk header). */
+#define RAN_OVER_GAP 64
+
+struct ran_over {
+    uintptr_t head;      /* the damaged header */
+    uintptr_t best_end;  /* end of the nearest culprit so far (0: none) */
+    struct ms_diag_neighbour found;
+};
+
+/* Runs while the walk holds n, so n's trailer cannot be freed under the read. */
+static bool ends_in_front(const struct ms_livetab_entry *n, void *arg)
+{
+    struct ran_over *r = arg;
+    uintptr_t end = ms_livetab_end(n);
+    if (end > r->head || r->head - end > RAN_OVER_GAP || end <= r->best_end)
+        return false;
+    const uint8_t *tail = (const uint8_t *)n->p + ms_livetab_size(n);
+    if (ms_layout_first_not(tail, MS_DEBUG_S, MS_FORBIDDENBYTE) == MS_DEBUG_S)
+        return false;
+    r->best_end = end;
+    r->found.p = n->p;
+    r->found.size = ms_livetab_size(n);
+    r->found.serial = ms_layout_get_be(tail + MS_DEBUG_S);
+    if (r->found.serial > atomic_load_explicit(&S.serial, memory_order_relaxed))
+        r->found.serial = 0; /* the overflow ran over it too */
+    return false; /* a nearer one may follow */
+}
+
+/* The live block that ran into the header (ours, or lower's in front of it) at head;
+ * false when none is in sight. */
+static bool find_ran_over(uintptr_t head, struct ms_diag_neighbour *out)
+{
+    struct ran_over r = { .head = head };
+    struct ms_livetab_entry unused;
+    walk_live(ends_in_front, &r, &unused);
+    *out = r.found;
+    return r.best_end != 0;
+}
+
+static _Noreturn void bad_block(enum ms_diag_op op, enum ms_diag_bad bad, char api,
+                                const struct ms_livetab_entry *e)
+{
+    struct ms_diag_neighbour n;
+    /* A damaged header of lower's lies in front of its base, not of our header. */
+    uintptr_t head = bad == MS_DIAG_BAD_LOWER ? ms_livetab_base(e) : ms_livetab_head(e);
+    bool found = bad != MS_DIAG_BAD_TRAILING && find_ran_over(head, &n);
+    ms_diag_bad_block(&S.cfg, op, bad, api, e, found ? &n : NULL);
 }
 
 static void check_or_die(enum ms_diag_op op, char api, const struct ms_livetab_entry *e)
 {
     enum ms_diag_bad bad = check_block(e, api);
     if (bad != MS_DIAG_OK)
-        ms_diag_bad_block(&S.cfg, op, bad, api, e);
+        bad_block(op, bad, api, e);
 }
 
 /* ---- pointers the live set does not vouch for ------------------------------------- */
@@ -383,6 +467,11 @@ static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op
         size_t extent = ms_livetab_end(&v[i].e) - head;
         if (!ms_layout_all((const uint8_t *)head, extent, MS_DEADBYTE))
             ms_diag_write_after_free(&S.cfg, op, &v[i], head + first_dirty(&v[i]));
+        if (!lower_header_ok(&v[i].e, ms_livetab_api(&v[i].e))) {
+            struct ms_diag_neighbour n;
+            bool found = find_ran_over(ms_livetab_base(&v[i].e), &n);
+            ms_diag_freed_lower_header(&S.cfg, op, &v[i], found ? &n : NULL);
+        }
         const struct ms_allocator *lo = lower_of(ms_livetab_api(&v[i].e));
         lo->free(lo->ctx, (void *)ms_livetab_base(&v[i].e));
     }
@@ -577,7 +666,7 @@ static void check_live(enum ms_diag_op op)
     struct ms_livetab_entry e;
     enum ms_diag_bad bad = MS_DIAG_OK;
     if (walk_live(live_is_bad, &bad, &e))
-        ms_diag_bad_block(&S.cfg, op, bad, ms_livetab_api(&e), &e);
+        bad_block(op, bad, ms_livetab_api(&e), &e);
 }
 
 static void check_quarantine(enum ms_diag_op op)
@@ -632,6 +721,8 @@ int ms_debug_init(const struct ms_debug_config *cfg)
         || ms_livetab_init() != 0)
         return -1;
     S.cfg = *cfg;
+    if (S.cfg.lower_header_intact == NULL)
+        S.cfg.lower_header_above = SIZE_MAX; /* one compare decides, as for small blocks */
     ms_quarantine_configure(cfg->quarantine_bytes);
     if (!S.atfork_registered) {
         /* glibc may allocate for its handler list: keep that out of the layers. */

@@ -57,6 +57,9 @@ static _Noreturn void finish(struct ms_out *o, const struct ms_debug_config *cfg
     ms_out_char(o, '\n');
     if (cfg->print_current_backtrace) {
         ms_out_char(o, '\n');
+        /* Out before symbolising, which may use the C library's heap: if that is what
+         * the program damaged, the report must already be on stderr when it fails. */
+        ms_out_flush(o);
         cfg->print_current_backtrace(o);
     }
     ms_out_flush(o);
@@ -151,7 +154,7 @@ static void pads(struct ms_out *o, const uint8_t *at, size_t n, bool leading)
 /* CPython's _PyObject_DebugDumpAddress, with the size taken from the live set (the
  * header's, clamped to the lower block, or the table's record for an aligned block) so
  * that every read stays inside the block. */
-static void dump_live(struct ms_out *o, const struct ms_livetab_entry *e)
+static void dump_live(struct ms_out *o, const struct ms_livetab_entry *e, bool lower_damaged)
 {
     const uint8_t *p = (const uint8_t *)e->p;
     size_t real = ms_livetab_size(e);
@@ -163,9 +166,14 @@ static void dump_live(struct ms_out *o, const struct ms_livetab_entry *e)
     pads(o, p - (MS_DEBUG_S - 1), MS_DEBUG_S - 1, true);
     if (claimed != real && !ms_livetab_is_aligned_block(e)) {
         /* Only the lower allocator's size of the block is known: no tail to show. */
-        ms_out_str(o, "    The size field is corrupted: the block has room for at most ");
-        ms_out_udec(o, real, 0);
-        ms_out_str(o, " bytes,\n       so the trailing pad bytes cannot be found.\n");
+        if (lower_damaged) {
+            ms_out_str(o, "    With the C library's header damaged, the room the block has is "
+                          "unknown,\n       so the trailing pad bytes are not read.\n");
+        } else {
+            ms_out_str(o, "    The size field is corrupted: the block has room for at most ");
+            ms_out_udec(o, real, 0);
+            ms_out_str(o, " bytes,\n       so the trailing pad bytes cannot be found.\n");
+        }
         data_line(o, p, real);
         ms_out_char(o, '\n');
         return;
@@ -185,32 +193,10 @@ static void dump_live(struct ms_out *o, const struct ms_livetab_entry *e)
 static void alloc_traceback(struct ms_out *o, const struct ms_debug_config *cfg,
                             const void *p)
 {
+    ms_out_flush(o); /* see finish() */
     if (cfg->print_alloc_traceback == NULL || !cfg->print_alloc_traceback(o, p))
         ms_out_str(o, "Enable MEMSHIM_TRACEMALLOC to get the memory block allocation "
                       "traceback\n\n");
-}
-
-void ms_diag_bad_block(const struct ms_debug_config *cfg, enum ms_diag_op op,
-                       enum ms_diag_bad bad, char api_used, const struct ms_livetab_entry *e)
-{
-    struct ms_out o;
-    begin(&o, cfg);
-    dump_live(&o, e);
-    alloc_traceback(&o, cfg, (const void *)e->p);
-    switch (bad) {
-    case MS_DIAG_BAD_ID: {
-        char msg[] = "bad ID: Allocated using API 'x', verified using API 'y'";
-        msg[sizeof "bad ID: Allocated using API '" - 1] = ms_layout_api((const uint8_t *)e->p);
-        msg[sizeof msg - 3] = api_used;
-        finish(&o, cfg, op, msg, NULL);
-    }
-    case MS_DIAG_BAD_LEADING:
-        finish(&o, cfg, op, "bad leading pad byte", NULL);
-    case MS_DIAG_BAD_SIZE:
-        finish(&o, cfg, op, "bad size field", NULL);
-    default:
-        finish(&o, cfg, op, "bad trailing pad byte", NULL);
-    }
 }
 
 /* "p+3" / "p-5": where a byte sits relative to the program's pointer. */
@@ -237,6 +223,69 @@ static void freed_heading(struct ms_out *o, const struct ms_quarantine_rec *r)
     ms_out_str(o, ".\n");
 }
 
+/* Not CPython's: a damaged header is nearly always the block in front running over its
+ * end, and the dump alone blames the victim. */
+static void ran_over_line(struct ms_out *o, const struct ms_diag_neighbour *n)
+{
+    ms_out_str(o, "    The block in front of it, p=");
+    ms_out_ptr(o, (const void *)n->p);
+    ms_out_str(o, ", has bad trailing pad bytes too:\n"
+                  "       it was most likely written past its end, into this block's "
+                  "header.\n       It holds ");
+    ms_out_udec(o, n->size, 0);
+    if (n->serial) {
+        ms_out_str(o, " bytes and was made by call #");
+        ms_out_udec(o, n->serial, 0);
+        ms_out_str(o, ".\n\n");
+    } else {
+        ms_out_str(o, " bytes; its serial number was overwritten too.\n\n");
+    }
+}
+
+/* Not CPython's either: only the shim's lower (glibc) keeps a header there. */
+static void lower_header_line(struct ms_out *o, const struct ms_livetab_entry *e)
+{
+    uintptr_t word = ms_livetab_base(e) - sizeof(size_t);
+    ms_out_str(o, "    The C library's chunk header in front of the block, its size word at ");
+    rel(o, word, e->p);
+    ms_out_str(o, ",\n       is damaged (0x");
+    ms_out_hex(o, *(const uint64_t *)word, 16);
+    ms_out_str(o, "): giving the block back would crash the C library.\n\n");
+}
+
+void ms_diag_bad_block(const struct ms_debug_config *cfg, enum ms_diag_op op,
+                       enum ms_diag_bad bad, char api_used, const struct ms_livetab_entry *e,
+                       const struct ms_diag_neighbour *ran_over)
+{
+    struct ms_out o;
+    begin(&o, cfg);
+    dump_live(&o, e, bad == MS_DIAG_BAD_LOWER);
+    if (bad == MS_DIAG_BAD_LOWER)
+        lower_header_line(&o, e);
+    alloc_traceback(&o, cfg, (const void *)e->p);
+    if (ran_over) {
+        ran_over_line(&o, ran_over);
+        if (cfg->print_alloc_traceback)
+            cfg->print_alloc_traceback(&o, (const void *)ran_over->p);
+    }
+    switch (bad) {
+    case MS_DIAG_BAD_ID: {
+        char msg[] = "bad ID: Allocated using API 'x', verified using API 'y'";
+        msg[sizeof "bad ID: Allocated using API '" - 1] = ms_layout_api((const uint8_t *)e->p);
+        msg[sizeof msg - 3] = api_used;
+        finish(&o, cfg, op, msg, NULL);
+    }
+    case MS_DIAG_BAD_LEADING:
+        finish(&o, cfg, op, "bad leading pad byte", NULL);
+    case MS_DIAG_BAD_SIZE:
+        finish(&o, cfg, op, "bad size field", NULL);
+    case MS_DIAG_BAD_LOWER:
+        finish(&o, cfg, op, "bad C library chunk header", NULL);
+    default:
+        finish(&o, cfg, op, "bad trailing pad byte", NULL);
+    }
+}
+
 void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
                               const struct ms_quarantine_rec *r, uintptr_t bad_at)
 {
@@ -252,6 +301,22 @@ void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op
     data_line(&o, (const uint8_t *)e->p, ms_livetab_size(e));
     ms_out_char(&o, '\n');
     finish(&o, cfg, op, "write to freed memory", NULL);
+}
+
+void ms_diag_freed_lower_header(const struct ms_debug_config *cfg, enum ms_diag_op op,
+                                const struct ms_quarantine_rec *r,
+                                const struct ms_diag_neighbour *ran_over)
+{
+    struct ms_out o;
+    begin(&o, cfg);
+    freed_heading(&o, r);
+    lower_header_line(&o, &r->e);
+    if (ran_over) {
+        ran_over_line(&o, ran_over);
+        if (cfg->print_alloc_traceback)
+            cfg->print_alloc_traceback(&o, (const void *)ran_over->p);
+    }
+    finish(&o, cfg, op, "bad C library chunk header", NULL);
 }
 
 void ms_diag_double_free(const struct ms_debug_config *cfg, enum ms_diag_op op,

@@ -37,6 +37,7 @@ enum ms_diag_bad {
     MS_DIAG_BAD_LEADING,
     MS_DIAG_BAD_SIZE,
     MS_DIAG_BAD_TRAILING,
+    MS_DIAG_BAD_LOWER,     /* memshim's: the lower allocator's header in front is damaged */
 };
 
 /* The kinds of pointers that are not a block of the layer. */
@@ -48,11 +49,28 @@ enum ms_diag_invalid {
     MS_DIAG_INVALID_UNKNOWN,
 };
 
+/* A live block whose trailing pads are damaged and that ends just in front of a block
+ * whose header is: the likely culprit. */
+struct ms_diag_neighbour {
+    uintptr_t p;
+    size_t size;
+    uint64_t serial;    /* 0: overwritten */
+};
+
 /* A live block failed a check: CPython's dump and fatal error.  api_used is the API the
- * call was made through (the bad-ID message names it). */
+ * call was made through (the bad-ID message names it).  ran_over (or NULL): the block in
+ * front of e that overflowed into e's header, named after e's traceback. */
 _Noreturn void ms_diag_bad_block(const struct ms_debug_config *cfg, enum ms_diag_op op,
                                  enum ms_diag_bad bad, char api_used,
-                                 const struct ms_livetab_entry *e);
+                                 const struct ms_livetab_entry *e,
+                                 const struct ms_diag_neighbour *ran_over);
+
+/* The lower allocator's header in front of a quarantined block was damaged while the
+ * block waited (the block in front, ran_over if known, overflowed). */
+_Noreturn void ms_diag_freed_lower_header(const struct ms_debug_config *cfg,
+                                          enum ms_diag_op op,
+                                          const struct ms_quarantine_rec *r,
+                                          const struct ms_diag_neighbour *ran_over);
 
 /* A quarantined block is not all DEADBYTE any more; bad_at is the first modified byte. */
 _Noreturn void ms_diag_write_after_free(const struct ms_debug_config *cfg,

@@ -64,6 +64,35 @@ static void *libc_memalign(void *ctx, size_t alignment, size_t size)
     return __libc_memalign(alignment, size);
 }
 
+/*
+ * glibc's chunk header (malloc/malloc.c): the word in front of ptr is the chunk's size,
+ * a multiple of 16, with flags in its three low bits (IS_MMAPPED = 2).  A chunk in use from
+ * the heap holds need + 8 bytes rounded up, plus less than 32 bytes of memalign's slack; a
+ * mapped one its request plus the header, rounded to a page (a huge page with
+ * glibc.malloc.hugetlb=2), minus memalign's lead.  A write
+ * past the end of the block in front lands in this word first.  The bounds are loose on
+ * purpose: they must never reject a sound chunk; what they catch is an overflow's bytes.
+ */
+bool ms_libc_chunk_plausible(const void *ptr, size_t need)
+{
+    size_t word = ((const size_t *)ptr)[-1];
+    size_t chunk = word & ~(size_t)7;
+    if (chunk & 15)
+        return false;
+    if (word & 2)
+        return chunk >= need + 16 && chunk - need <= need + ((size_t)64 << 20);
+    return chunk >= need + 8 && chunk - need <= 64;
+}
+
+size_t ms_libc_chunk_room(const void *ptr)
+{
+    size_t word = ((const size_t *)ptr)[-1];
+    size_t chunk = word & ~(size_t)7;
+    if ((chunk & 15) || chunk < 32 || chunk >= ((size_t)1 << 47))
+        return 0;
+    return chunk - (word & 2 ? 16 : 8);
+}
+
 size_t ms_libc_usable_size(void *ctx, void *ptr)
 {
     (void)ctx;

@@ -6,6 +6,7 @@
 #ifndef MS_LIBC_H
 #define MS_LIBC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "allocator.h"
@@ -25,6 +26,16 @@ void ms_libc_prepare(void);
 
 /* The C library as a struct ms_allocator (allocator.h semantics). */
 struct ms_allocator ms_libc_allocator(void);
+
+/* Is the chunk header glibc keeps in front of ptr (a block it handed out for at least
+ * need bytes) plausible?  Read without calling glibc, whose own reading of a damaged header
+ * (malloc_usable_size, free) can crash. */
+bool ms_libc_chunk_plausible(const void *ptr, size_t need);
+
+/* The usable size of a live block glibc handed out, from its chunk header alone (glibc's
+ * malloc_usable_size also reads the next chunk's header, at an offset a damaged size word
+ * makes arbitrary); 0 when the header cannot be a chunk's. */
+size_t ms_libc_chunk_room(const void *ptr);
 
 /* glibc's own malloc_usable_size for a pointer glibc handed out. */
 size_t ms_libc_usable_size(void *ctx, void *ptr);

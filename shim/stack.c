@@ -24,6 +24,7 @@
 #include "mimalloc.h"
 #include "os.h"
 #include "pymalloc.h"
+#include "sizeclass.h"
 #include "symbolize.h"
 #include "trace.h"
 #include "unwind.h"
@@ -88,6 +89,19 @@ void ms_shim_add_trace_layer(void)
     ms_shim.trace_in_stack = true;
 }
 
+/* The debug layer's lower_room over pymalloc: pymalloc's blocks, else glibc's. */
+static size_t route_room(const void *base)
+{
+    if (ms_pymalloc_owns(base))
+        return ms_pymalloc_usable_size(NULL, (void *)base);
+    return ms_libc_chunk_room(base);
+}
+
+static bool route_plausible(const void *base, size_t need)
+{
+    return ms_pymalloc_owns(base) || ms_libc_chunk_plausible(base, need);
+}
+
 /* The modes that walk stacks load libunwind (unwind_lib.h).  If the dynamic loader is in
  * the middle of adding an object, the load waits for the constructor or a later capture. */
 static void load_unwinder(void)
@@ -134,6 +148,13 @@ static enum ms_route compose(void)
     if (opt->debug) {
         struct ms_debug_config dcfg;
         ms_shim_debug_config(&dcfg, base);
+        /* Blocks pymalloc does not serve come from glibc, behind its chunk header. */
+        if (opt->base != MS_BASE_MIMALLOC) {
+            dcfg.lower_header_intact = opt->base == MS_BASE_MALLOC ? ms_libc_chunk_plausible
+                                                                   : route_plausible;
+            dcfg.lower_header_above = opt->base == MS_BASE_MALLOC ? 0 : MS_SMALL_THRESHOLD;
+            dcfg.lower_room = opt->base == MS_BASE_MALLOC ? ms_libc_chunk_room : route_room;
+        }
         ms_debug_init(&dcfg);
         ms_os_atfork(ms_loader_fork_prepare, ms_loader_fork_parent, ms_loader_fork_child);
         ms_shim.debug_in_stack = true;

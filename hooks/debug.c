@@ -87,6 +87,24 @@ static inline uint64_t bump_serial(void)
 
 /* ---- the live set --------------------------------------------------------------------- */
 
+/* What the lower block at head holds for the layer's use (its usable size less the
+ * header and trailer), clamped to MS_DEBUG_MAX_REQUEST; n is the size the header claims. */
+static size_t lower_room_of(const struct ms_allocator *lo, uintptr_t head, uint64_t n)
+{
+    /* Only above lower_header_above can the block be one whose header lower_room reads
+     * safely where usable_size would not (glibc's reads the next chunk's too). */
+    bool above = n > S.cfg.lower_header_above || n + MS_DEBUG_OVERHEAD > S.cfg.lower_header_above;
+    size_t u;
+    if (above && S.cfg.lower_room != NULL && lo == &S.cfg.lower)
+        u = S.cfg.lower_room((const void *)head);
+    else if (lo->usable_size != NULL)
+        u = lo->usable_size(lo->ctx, (void *)head);
+    else
+        return MS_DEBUG_MAX_REQUEST;
+    size_t room = u < MS_DEBUG_OVERHEAD ? 0 : u - MS_DEBUG_OVERHEAD;
+    return room < MS_DEBUG_MAX_REQUEST ? room : MS_DEBUG_MAX_REQUEST;
+}
+
 /* A plain block's entry, from its header (the bitmap vouched for p, so the header is
  * ours to read).  The size is clamped to what the lower block can hold, so neither the
  * checks nor the dump can read past the block when the size field is corrupted
@@ -95,20 +113,7 @@ static void entry_from_header(uintptr_t p, struct ms_livetab_entry *e)
 {
     const uint8_t *q = (const uint8_t *)p;
     uint64_t n = ms_layout_size(q);
-    size_t room = MS_DEBUG_MAX_REQUEST;
-    const struct ms_allocator *lo = lower_of(ms_layout_api(q));
-    /* Only above lower_header_above can the block be one whose header lower_room reads
-     * safely where usable_size would not (glibc's reads the next chunk's too). */
-    bool above = n > S.cfg.lower_header_above || n + MS_DEBUG_OVERHEAD > S.cfg.lower_header_above;
-    if (above && S.cfg.lower_room != NULL && lo == &S.cfg.lower) {
-        size_t u = S.cfg.lower_room((const void *)(p - MS_DEBUG_HEAD));
-        room = u < MS_DEBUG_OVERHEAD ? 0 : u - MS_DEBUG_OVERHEAD;
-        room = room < MS_DEBUG_MAX_REQUEST ? room : MS_DEBUG_MAX_REQUEST;
-    } else if (lo->usable_size != NULL) {
-        size_t u = lo->usable_size(lo->ctx, (void *)(p - MS_DEBUG_HEAD));
-        room = u < MS_DEBUG_OVERHEAD ? 0 : u - MS_DEBUG_OVERHEAD;
-        room = room < MS_DEBUG_MAX_REQUEST ? room : MS_DEBUG_MAX_REQUEST;
-    }
+    size_t room = lower_room_of(lower_of(ms_layout_api(q)), p - MS_DEBUG_HEAD, n);
     e->p = p;
     e->meta = ms_livetab_meta(n <= room ? (size_t)n : room, ms_layout_api(q), 0);
 }
@@ -456,6 +461,17 @@ static void prefetch_extent(const struct ms_quarantine_rec *r)
         __builtin_prefetch((const void *)a);
 }
 
+/* A write that starts in the freed block's header is most likely the block in front
+ * running over its end: name it. */
+static _Noreturn void write_after_free(enum ms_diag_op op, const struct ms_quarantine_rec *r)
+{
+    uintptr_t head = ms_livetab_head(&r->e);
+    size_t at = first_dirty(r);
+    struct ms_diag_neighbour n;
+    bool found = at < MS_DEBUG_HEAD && find_ran_over(head, &n);
+    ms_diag_write_after_free(&S.cfg, op, r, head + at, found ? &n : NULL);
+}
+
 /* A block leaving the quarantine must still be all DEADBYTE; then it goes to lower.
  * Victims are cold: a few are being fetched while one is verified. */
 static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op op)
@@ -466,7 +482,7 @@ static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op
         uintptr_t head = ms_livetab_head(&v[i].e);
         size_t extent = ms_livetab_end(&v[i].e) - head;
         if (!ms_layout_all((const uint8_t *)head, extent, MS_DEADBYTE))
-            ms_diag_write_after_free(&S.cfg, op, &v[i], head + first_dirty(&v[i]));
+            write_after_free(op, &v[i]);
         if (!lower_header_ok(&v[i].e, ms_livetab_api(&v[i].e))) {
             struct ms_diag_neighbour n;
             bool found = find_ran_over(ms_livetab_base(&v[i].e), &n);
@@ -528,8 +544,9 @@ static void debug_free(void *ctx, void *ptr)
 
 /* ---- realloc ------------------------------------------------------------------------ */
 
-/* Aligned blocks (their data does not start 2*S into the lower block) and foreign
- * blocks move by copy: a new block, the old one freed through the quarantine. */
+/* Aligned blocks (their data does not start 2*S into the lower block), foreign blocks
+ * and, with a quarantine, blocks outgrowing their lower block move by copy: a new block,
+ * the old one freed through the quarantine. */
 static void *realloc_by_copy(char api, struct ms_livetab_entry *e, size_t n)
 {
     uint8_t *q = alloc_block(api, n, false);
@@ -580,10 +597,16 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
     const struct ms_allocator *lo = lower_of(api);
     if (ms_livetab_is_aligned_block(&e) || lo->realloc == NULL)
         return realloc_by_copy(api, &e, n);
+    /* Beyond CPython: with a quarantine, growth that cannot stay in place moves by copy,
+     * and the old block waits in the quarantine like any freed one, so that a write
+     * through the old pointer (an array grew under a saved pointer) is found. */
+    size_t old = ms_livetab_size(&e);
+    if (n > old && S.cfg.quarantine_bytes != 0
+        && n > lower_room_of(lo, (uintptr_t)ptr - MS_DEBUG_HEAD, old))
+        return realloc_by_copy(api, &e, n);
 
     uint8_t *data = ptr;
     uint8_t *head = data - MS_DEBUG_HEAD;
-    size_t old = ms_livetab_size(&e);
     uint8_t *tail = data + old;
     uint64_t serial = ms_layout_get_be(tail + MS_DEBUG_S);
     uint8_t save[2 * ERASED_SIZE];
@@ -673,7 +696,7 @@ static void check_quarantine(enum ms_diag_op op)
 {
     struct ms_quarantine_rec r;
     if (ms_quarantine_walk(freed_is_dirty, NULL, &r))
-        ms_diag_write_after_free(&S.cfg, op, &r, ms_livetab_head(&r.e) + first_dirty(&r));
+        write_after_free(op, &r);
 }
 
 void ms_debug_check_heap(void)

@@ -287,7 +287,8 @@ void ms_diag_bad_block(const struct ms_debug_config *cfg, enum ms_diag_op op,
 }
 
 void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
-                              const struct ms_quarantine_rec *r, uintptr_t bad_at)
+                              const struct ms_quarantine_rec *r, uintptr_t bad_at,
+                              const struct ms_diag_neighbour *ran_over)
 {
     struct ms_out o;
     const struct ms_livetab_entry *e = &r->e;
@@ -300,6 +301,11 @@ void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op
     ms_out_str(&o, ", not DEADBYTE (0xdd).\n");
     data_line(&o, (const uint8_t *)e->p, ms_livetab_size(e));
     ms_out_char(&o, '\n');
+    if (ran_over) {
+        ran_over_line(&o, ran_over);
+        if (cfg->print_alloc_traceback)
+            cfg->print_alloc_traceback(&o, (const void *)ran_over->p);
+    }
     finish(&o, cfg, op, "write to freed memory", NULL);
 }
 

@@ -72,10 +72,12 @@ _Noreturn void ms_diag_freed_lower_header(const struct ms_debug_config *cfg,
                                           const struct ms_quarantine_rec *r,
                                           const struct ms_diag_neighbour *ran_over);
 
-/* A quarantined block is not all DEADBYTE any more; bad_at is the first modified byte. */
+/* A quarantined block is not all DEADBYTE any more; bad_at is the first modified byte.
+ * ran_over (or NULL): the live block in front that ran into the freed block's header. */
 _Noreturn void ms_diag_write_after_free(const struct ms_debug_config *cfg,
                                         enum ms_diag_op op,
-                                        const struct ms_quarantine_rec *r, uintptr_t bad_at);
+                                        const struct ms_quarantine_rec *r, uintptr_t bad_at,
+                                        const struct ms_diag_neighbour *ran_over);
 
 /* free or realloc of a block that is in the quarantine, or (queued false) that left it
  * recently. */

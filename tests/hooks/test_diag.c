@@ -481,6 +481,33 @@ Test(debug_diag, write_after_free_found_when_leaving_quarantine_and_at_exit)
     expect_fatal(1024, write_after_free, &at_exit, want);
 }
 
+/* The pointer a growing realloc moved away from is freed memory too (beyond CPython,
+ * which hands it straight back to the allocator below). */
+static void write_after_realloc(void *arg)
+{
+    (void)arg;
+    struct ms_allocator a = ms_debug_allocator('r');
+    char *p = a.malloc(a.ctx, 20);
+    char *q = a.realloc(a.ctx, p, 4000);
+    if (q == p)
+        return; /* grew in place: nothing to catch, and no text: the test fails */
+    p[3] = 'A';
+    ms_debug_at_exit();
+}
+
+Test(debug_diag, write_through_the_pointer_a_realloc_moved_away_from)
+{
+    expect_fatal(1024 * 1024, write_after_realloc, NULL,
+                 "Debug memory block at address p=0xADDR: API 'r'\n"
+                 "    20 bytes originally requested\n"
+                 "    The block was made by call #N to debug malloc/realloc and freed after "
+                 "call #N.\n"
+                 "    It was written to after it was freed: the byte at p+3 is 0x41, not "
+                 "DEADBYTE (0xdd).\n"
+                 "    Data at p: dd dd dd 41 dd dd dd dd ... dd dd dd dd dd dd dd dd\n\n"
+                 "Fatal memshim error: memshim_debug_at_exit: write to freed memory\n");
+}
+
 static void header_write_after_free(void *arg)
 {
     (void)arg;

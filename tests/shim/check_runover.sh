@@ -8,17 +8,17 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fails=0
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
-# expect SIZE PAST FATAL-LINE-PATTERN
+# expect SIZE PAST FATAL-LINE-PATTERN [freed]
 expect() {
-    env LD_PRELOAD="$lib" MEMSHIM_MALLOC="$mode" MEMSHIM_TRACEMALLOC=4 "$runover" "$1" "$2" \
-        >"$tmp/out" 2>"$tmp/err"
+    env LD_PRELOAD="$lib" MEMSHIM_MALLOC="$mode" MEMSHIM_TRACEMALLOC=4 MEMSHIM_QUARANTINE=4096 \
+        "$runover" "$1" "$2" ${4:-} >"$tmp/out" 2>"$tmp/err"
     local rc=$?
     if [ "$rc" -eq 77 ]; then
         echo "size $1: no two adjacent blocks, skipped"
         return
     fi
     [ "$rc" -eq 134 ] || bad "size $1 past $2: exit status $rc, want 134: $(cat "$tmp/err")"
-    grep -q "^Fatal memshim error: memshim_debug_free: $3\$" "$tmp/err" ||
+    grep -q "^Fatal memshim error: memshim_debug_[a-z]*: $3\$" "$tmp/err" ||
         bad "size $1 past $2: fatal line, want '$3': $(cat "$tmp/err")"
     grep -q '^    The block in front of it, p=0x[0-9a-f]*, has bad trailing pad bytes too:$' "$tmp/err" ||
         bad "size $1 past $2: culprit not named: $(cat "$tmp/err")"
@@ -37,6 +37,8 @@ if [ "$mode" = malloc_debug ]; then
     expect 40 24 'bad C library chunk header'
 fi
 expect 40 all 'bad ID: Allocated using API .A., verified using API .r.'
+# Into a freed block's header: found when it leaves the quarantine, the culprit named.
+expect 40 all 'write to freed memory' freed
 expect 1000 24 'bad C library chunk header'
 [ "$fails" -eq 0 ] && echo "runover-$mode: ok"
 exit $((fails != 0))

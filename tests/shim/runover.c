@@ -4,10 +4,12 @@
  * a free of that second block: the debug layer must name the first block as the likely
  * culprit, and when the damaged header is the C library's (blocks it serves), report it
  * instead of handing glibc a chunk it would crash on.
- * Usage: runover SIZE PAST - blocks of SIZE bytes; the write covers the first block and
- * PAST bytes behind it (its trailer is 16), or everything up to the second block's data
- * when PAST is "all".
+ * Usage: runover SIZE PAST [freed] - blocks of SIZE bytes; the write covers the first
+ * block and PAST bytes behind it (its trailer is 16), or everything up to the second
+ * block's data when PAST is "all".  With "freed" the second block is freed first, and
+ * frees of other blocks then push it out of a small quarantine (MEMSHIM_QUARANTINE).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +40,15 @@ int main(int argc, char **argv)
     size_t len = strcmp(past, "all") == 0 ? (size_t)(behind - front) : n + strtoul(past, NULL, 10);
     if (len > (size_t)(behind - front))
         return 77;
+    bool freed = argc > 3 && strcmp(argv[3], "freed") == 0;
+    if (freed)
+        free(behind);
     memset(front, 'A', len);
-    free(behind);
+    if (freed)
+        for (int i = 0; i < 1000; i++)
+            free(malloc(100));
+    else
+        free(behind);
     puts("not reported");
     return 0;
 }

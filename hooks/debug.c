@@ -777,6 +777,17 @@ struct ms_allocator ms_debug_allocator(char api_id)
     return (struct ms_allocator){ 0 };
 }
 
+void ms_debug_check_sized_delete(char api_id, const void *p, size_t n)
+{
+    struct ms_livetab_entry e;
+    if (p == NULL || !lookup((uintptr_t)p, &e) || ms_livetab_api(&e) != api_id
+        || ms_livetab_size(&e) == n)
+        return;
+    if (check_block(&e, api_id) != MS_DIAG_OK)
+        return; /* the free reports the damage, with CPython's words */
+    ms_diag_sized_delete(&S.cfg, &e, n);
+}
+
 bool ms_debug_owns(const void *p)
 {
     struct ms_livetab_entry e;

@@ -107,6 +107,12 @@ void ms_debug_at_exit(void);
 /* Release every quarantined block (each verified first). */
 void ms_debug_flush_quarantine(void);
 
+/* A sized operator delete (api_id's family) is about to free p, saying it holds n bytes:
+ * if p is a live block of that family made for another size, report it and abort (the
+ * object is deleted through a pointer to a type of another size).  Anything else is left
+ * to the free that follows. */
+void ms_debug_check_sized_delete(char api_id, const void *p, size_t n);
+
 /* Is p a live block of this layer (decided by address)? */
 bool ms_debug_owns(const void *p);
 

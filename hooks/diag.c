@@ -309,6 +309,34 @@ void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op
     finish(&o, cfg, op, "write to freed memory", NULL);
 }
 
+/* Not CPython's (it has no sized free): ASan's new-delete-type-mismatch. */
+void ms_diag_sized_delete(const struct ms_debug_config *cfg, const struct ms_livetab_entry *e,
+                          size_t n)
+{
+    struct ms_out o;
+    begin(&o, cfg);
+    dump_live(&o, e, false);
+    ms_out_str(&o, "    operator delete was told the block holds ");
+    ms_out_udec(&o, n, 0);
+    ms_out_str(&o, n == 1 ? " byte" : " bytes");
+    ms_out_str(&o, ": the object is deleted\n"
+                   "       through a pointer to a type of another size (a base class without a\n"
+                   "       virtual destructor?).\n\n");
+    alloc_traceback(&o, cfg, (const void *)e->p);
+    char msg[96];
+    struct ms_out m;
+    ms_out_init(&m, -1);
+    ms_out_str(&m, "sized delete of ");
+    ms_out_udec(&m, n, 0);
+    ms_out_str(&m, " bytes, but ");
+    ms_out_udec(&m, ms_livetab_size(e), 0);
+    ms_out_str(&m, " bytes were allocated");
+    size_t len = m.len < sizeof msg - 1 ? m.len : sizeof msg - 1;
+    memcpy(msg, m.buf, len);
+    msg[len] = '\0';
+    finish(&o, cfg, MS_DIAG_FREE, msg, NULL);
+}
+
 void ms_diag_freed_lower_header(const struct ms_debug_config *cfg, enum ms_diag_op op,
                                 const struct ms_quarantine_rec *r,
                                 const struct ms_diag_neighbour *ran_over)

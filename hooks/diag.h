@@ -72,6 +72,10 @@ _Noreturn void ms_diag_freed_lower_header(const struct ms_debug_config *cfg,
                                           const struct ms_quarantine_rec *r,
                                           const struct ms_diag_neighbour *ran_over);
 
+/* A sized operator delete named n bytes for the live block e made for another size. */
+_Noreturn void ms_diag_sized_delete(const struct ms_debug_config *cfg,
+                                    const struct ms_livetab_entry *e, size_t n);
+
 /* A quarantined block is not all DEADBYTE any more; bad_at is the first modified byte.
  * ran_over (or NULL): the live block in front that ran into the freed block's header. */
 _Noreturn void ms_diag_write_after_free(const struct ms_debug_config *cfg,

@@ -2,7 +2,8 @@
 /*
  * C++'s replaceable global operator new and delete, every standard variant (plain, nothrow,
  * sized, aligned), so that in a debug mode each family carries its own API id and a
- * new/free, malloc/delete or new[]/delete mismatch is caught as a bad ID.  In the other
+ * new/free, malloc/delete or new[]/delete mismatch is caught as a bad ID, and a sized
+ * delete of the wrong size is caught too.  In the other
  * modes they are simply faster than libstdc++'s (one call instead of two).
  *
  * Written in C with the Itanium ABI's mangled names.  On failure the throwing forms follow
@@ -11,12 +12,14 @@
  * get here, and it has libstdc++ loaded).  The nothrow forms return NULL without calling
  * the handler (a handler that throws could not be caught from C).
  *
- * Never: on the hot path beyond one call into shim/route.c.
+ * Never: on the hot path beyond one call into shim/route.c (and, for a sized delete, one
+ * test of whether the debug layer is in use).
  */
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "debug.h"
 #include "stack.h"
 
 #define MS_EXPORT __attribute__((visibility("default")))
@@ -91,19 +94,20 @@ MS_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const vo
     return nothrow_alloc(MS_API_NEW_ARRAY, n, valid_alignment(al));
 }
 
-/* delete / delete[]: the size and alignment arguments add nothing the layers do not know. */
+/* Sized delete: in a debug mode the size must be the one the block was made for (ASan's
+ * new-delete-type-mismatch); the alignment adds nothing the layers do not know. */
+static void sized_free(enum ms_api api, void *p, size_t n)
+{
+    if (ms_shim.debug_in_stack)
+        ms_debug_check_sized_delete(api == MS_API_NEW ? MS_DEBUG_API_NEW
+                                                      : MS_DEBUG_API_NEW_ARRAY, p, n);
+    ms_route_free(api, p);
+}
+
 MS_EXPORT void _ZdlPv(void *p) { ms_route_free(MS_API_NEW, p); }
 MS_EXPORT void _ZdaPv(void *p) { ms_route_free(MS_API_NEW_ARRAY, p); }
-MS_EXPORT void _ZdlPvm(void *p, size_t n)
-{
-    (void)n;
-    ms_route_free(MS_API_NEW, p);
-}
-MS_EXPORT void _ZdaPvm(void *p, size_t n)
-{
-    (void)n;
-    ms_route_free(MS_API_NEW_ARRAY, p);
-}
+MS_EXPORT void _ZdlPvm(void *p, size_t n) { sized_free(MS_API_NEW, p, n); }
+MS_EXPORT void _ZdaPvm(void *p, size_t n) { sized_free(MS_API_NEW_ARRAY, p, n); }
 MS_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt)
 {
     (void)nt;
@@ -126,15 +130,13 @@ MS_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t al)
 }
 MS_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al)
 {
-    (void)n;
     (void)al;
-    ms_route_free(MS_API_NEW, p);
+    sized_free(MS_API_NEW, p, n);
 }
 MS_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al)
 {
-    (void)n;
     (void)al;
-    ms_route_free(MS_API_NEW_ARRAY, p);
+    sized_free(MS_API_NEW_ARRAY, p, n);
 }
 MS_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt)
 {

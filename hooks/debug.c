@@ -48,6 +48,9 @@ static struct debug_state {
     struct ms_debug_config cfg;
     _Atomic uint64_t serial;          /* CPython's serialno, shared by every API */
     bool any_own_lower;               /* some id has a lower of its own: look it up */
+    uint64_t room_from;               /* a header claiming this size or more: its lower
+                                         block is measured by cfg.lower_room (one compare
+                                         for lower_header_above) */
     bool atfork_registered;
     struct debug_api apis[NAPIS];
 } S = {
@@ -89,13 +92,13 @@ static inline uint64_t bump_serial(void)
 
 /* What the lower block at head holds for the layer's use (its usable size less the
  * header and trailer), clamped to MS_DEBUG_MAX_REQUEST; n is the size the header claims. */
-static size_t lower_room_of(const struct ms_allocator *lo, uintptr_t head, uint64_t n)
+static inline __attribute__((always_inline)) size_t
+lower_room_of(const struct ms_allocator *lo, uintptr_t head, uint64_t n)
 {
     /* Only above lower_header_above can the block be one whose header lower_room reads
      * safely where usable_size would not (glibc's reads the next chunk's too). */
-    bool above = n > S.cfg.lower_header_above || n + MS_DEBUG_OVERHEAD > S.cfg.lower_header_above;
     size_t u;
-    if (above && S.cfg.lower_room != NULL && lo == &S.cfg.lower)
+    if (n >= S.room_from && S.cfg.lower_room != NULL && lo == &S.cfg.lower)
         u = S.cfg.lower_room((const void *)head);
     else if (lo->usable_size != NULL)
         u = lo->usable_size(lo->ctx, (void *)head);
@@ -746,6 +749,13 @@ int ms_debug_init(const struct ms_debug_config *cfg)
     S.cfg = *cfg;
     if (S.cfg.lower_header_intact == NULL)
         S.cfg.lower_header_above = SIZE_MAX; /* one compare decides, as for small blocks */
+    /* n + MS_DEBUG_OVERHEAD > lower_header_above, without the overflow of a huge n. */
+    if (S.cfg.lower_room == NULL)
+        S.room_from = UINT64_MAX;
+    else if (S.cfg.lower_header_above < MS_DEBUG_OVERHEAD)
+        S.room_from = 0;
+    else
+        S.room_from = (uint64_t)S.cfg.lower_header_above - MS_DEBUG_OVERHEAD + 1;
     ms_quarantine_configure(cfg->quarantine_bytes);
     if (!S.atfork_registered) {
         /* glibc may allocate for its handler list: keep that out of the layers. */

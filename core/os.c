@@ -39,7 +39,7 @@ size_t ms_os_page_size(void)
     return page;
 }
 
-void *ms_os_map(size_t size)
+static void *map_anonymous(size_t size)
 {
     int saved_errno = errno;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -47,16 +47,27 @@ void *ms_os_map(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+void *ms_os_map(size_t size)
+{
+    void *p = map_anonymous(size);
+    if (p != NULL) {
+        int saved_errno = errno;
+        (void)madvise(p, size, MADV_DONTDUMP);
+        errno = saved_errno;
+    }
+    return p;
+}
+
 void *ms_os_map_aligned(size_t size, size_t alignment)
 {
     size_t page = ms_os_page_size();
     if (alignment <= page)
-        return ms_os_map(size);
+        return map_anonymous(size);
     if (size > SIZE_MAX - alignment)
         return NULL;
     /* Map more than needed and trim both ends: the kernel only promises page alignment. */
     size_t span = size + alignment - page;
-    char *raw = ms_os_map(span);
+    char *raw = map_anonymous(span);
     if (raw == NULL)
         return NULL;
     uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);

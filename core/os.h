@@ -13,9 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Zero-filled, page-aligned anonymous memory, or NULL (errno is left as it was). */
+/* Zero-filled, page-aligned anonymous memory for memshim's own bookkeeping, or NULL (errno
+ * is left as it was).  Marked MADV_DONTDUMP: it stays out of core dumps, and the flag
+ * ("dd" in /proc/self/smaps) is how the leak scan tells it from the program's mappings. */
 void *ms_os_map(size_t size);
-/* Like ms_os_map, aligned to alignment (a power of two >= the page size). */
+/* Memory that holds the program's blocks (arenas), aligned to alignment (a power of two
+ * >= the page size): not marked, so that it is in core dumps. */
 void *ms_os_map_aligned(size_t size, size_t alignment);
 void ms_os_unmap(void *p, size_t size);
 /* Tell the kernel the pages may be dropped (they read back as zero). */

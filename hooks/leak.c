@@ -17,7 +17,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "addrkind.h"
@@ -26,6 +28,15 @@
 #include "os.h"
 #include "trace.h"
 #include "traceback.h"
+
+/* Memory the shim's own allocator serves the program from (pymalloc's arenas): its free
+ * blocks hold stale pointers, so it is never a root.  NULL: none. */
+static bool (*heap_owns)(const void *p);
+
+void ms_leak_set_heap_owner(bool (*owns)(const void *p))
+{
+    heap_owns = owns;
+}
 
 struct ms_leak_block {
     uintptr_t addr;
@@ -123,17 +134,21 @@ static struct ms_leak_block *block_at(struct ms_leak_scan *s, uintptr_t v)
     return v >= b->addr && v - b->addr < size ? b : NULL;
 }
 
+static inline void mark_word(struct ms_leak_scan *s, uintptr_t v)
+{
+    struct ms_leak_block *b = block_at(s, v);
+    if (b && !b->marked) {
+        b->marked = 1;
+        s->queue[s->queued++] = (uint32_t)(b - s->blocks);
+    }
+}
+
 /* A conservative scan reads every word of data segments and stacks (noasan.h). */
 static MS_NO_ASAN void scan_range(struct ms_leak_scan *s, uintptr_t from, uintptr_t to)
 {
     from = (from + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
-    for (uintptr_t p = from; p + sizeof(uintptr_t) <= to; p += sizeof(uintptr_t)) {
-        struct ms_leak_block *b = block_at(s, *(const uintptr_t *)p);
-        if (b && !b->marked) {
-            b->marked = 1;
-            s->queue[s->queued++] = (uint32_t)(b - s->blocks);
-        }
-    }
+    for (uintptr_t p = from; p + sizeof(uintptr_t) <= to; p += sizeof(uintptr_t))
+        mark_word(s, *(const uintptr_t *)p);
 }
 
 static void drain(struct ms_leak_scan *s)
@@ -409,6 +424,168 @@ static void scan_other_threads(struct ms_leak_scan *s)
     drain(s);
 }
 
+/* ---- the program's own mappings ------------------------------------------------------ */
+
+/*
+ * Memory the program maps itself (a garbage collector's pages, python's pymalloc arenas, a
+ * custom pool) may hold the only pointer to a block; Valgrind scans it, LeakSanitizer does
+ * not and reports such blocks.  Roots here: anonymous private read-write mappings, except
+ *   - memshim's own (MADV_DONTDUMP, "dd" in smaps: its tables hold every block's address),
+ *   - those next to an inaccessible mapping (thread stacks above their guard page, whose
+ *     dead part is stale; glibc's heaps in front of their reserve, whose free chunks are
+ *     stale; other reservations),
+ * and within them the traced blocks themselves (scanned only when reachable) and the pages of
+ * the shim's own allocator (heap_owns).
+ * Read through process_vm_readv, so that a mapping another thread unmaps meanwhile is an
+ * error, not a crash, and only resident pages (mincore), so that a huge untouched
+ * reservation costs nothing.
+ */
+enum { VMA_OTHER, VMA_ANON_RW, VMA_NONE };
+
+struct ms_leak_vma {
+    uintptr_t lo, hi;
+    uint8_t kind;
+    uint8_t dontdump;
+};
+
+struct ms_leak_vmas {
+    struct ms_leak_vma *v;
+    size_t n, cap;
+};
+
+#define MS_LEAK_MAX_VMAS 65536 /* Linux's default vm.max_map_count is 65530 */
+#define MS_LEAK_CHUNK ((size_t)64 << 10)
+
+/* Calls fn on each line of a /proc file (NUL-terminated, no newline), through a fixed
+ * buffer; a line longer than the buffer is dropped. */
+static void each_line(const char *path, void (*fn)(const char *line, void *arg), void *arg)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[4096];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            *nl = '\0';
+            fn(line, arg);
+            line = nl + 1;
+        }
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)
+            have = 0;
+    }
+    close(fd);
+}
+
+static const char *skip_field(const char *p)
+{
+    while (*p && *p != ' ')
+        p++;
+    while (*p == ' ')
+        p++;
+    return p;
+}
+
+static void add_vma(const char *line, void *arg)
+{
+    struct ms_leak_vmas *m = arg;
+    char c = line[0];
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) {
+        if (m->n == m->cap)
+            return;
+        const char *p = line;
+        struct ms_leak_vma *v = &m->v[m->n++];
+        v->lo = parse_hex(&p);
+        p++; /* '-' */
+        v->hi = parse_hex(&p);
+        p = skip_field(p);
+        const char *perms = p;
+        p = skip_field(skip_field(skip_field(skip_field(p)))); /* offset, dev, inode */
+        bool named = *p != '\0';
+        v->dontdump = 0;
+        if (strncmp(perms, "rw-p", 4) == 0 && !named)
+            v->kind = VMA_ANON_RW;
+        else if (strncmp(perms, "---p", 4) == 0)
+            v->kind = VMA_NONE;
+        else
+            v->kind = VMA_OTHER;
+    } else if (m->n && strncmp(line, "VmFlags:", 8) == 0) {
+        m->v[m->n - 1].dontdump = strstr(line, " dd") != NULL;
+    }
+}
+
+static bool holds_a_block(const struct ms_leak_scan *s, uintptr_t lo, uintptr_t hi)
+{
+    size_t a = 0, b = s->n; /* first block with addr >= lo */
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (s->blocks[mid].addr < lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    return a < s->n && s->blocks[a].addr < hi;
+}
+
+
+static void scan_mapping(struct ms_leak_scan *s, uintptr_t lo, uintptr_t hi, uintptr_t *buf)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char resident[MS_LEAK_CHUNK / 4096];
+    for (uintptr_t at = lo; at < hi; at += MS_LEAK_CHUNK) {
+        size_t len = hi - at < MS_LEAK_CHUNK ? hi - at : MS_LEAK_CHUNK;
+        if (page != 4096 || mincore((void *)at, len, resident) != 0)
+            memset(resident, 1, sizeof resident);
+        for (size_t off = 0; off < len; off += 4096) {
+            uintptr_t pg = at + off;
+            if (!(resident[off / 4096] & 1) || (heap_owns && heap_owns((const void *)pg)))
+                continue;
+            struct iovec local = { buf, 4096 }, remote = { (void *)pg, 4096 };
+            if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != 4096)
+                continue;
+            /* Words inside a traced block are its contents: they count only if the block
+             * is reached, through the queue. */
+            bool mixed = block_at(s, pg) != NULL || holds_a_block(s, pg, pg + 4096);
+            for (size_t w = 0; w < 4096 / sizeof *buf; w++)
+                if (!mixed || block_at(s, pg + w * sizeof *buf) == NULL)
+                    mark_word(s, buf[w]);
+        }
+    }
+}
+
+static void scan_program_mappings(struct ms_leak_scan *s)
+{
+    struct ms_leak_vmas m = { .cap = MS_LEAK_MAX_VMAS };
+    size_t bytes = m.cap * sizeof *m.v;
+    m.v = ms_os_map(bytes);
+    uintptr_t *buf = ms_os_map(4096);
+    if (m.v && buf) {
+        each_line("/proc/self/smaps", add_vma, &m);
+        for (size_t i = 0; i < m.n; i++) {
+            const struct ms_leak_vma *v = &m.v[i];
+            if (v->kind != VMA_ANON_RW || v->dontdump)
+                continue;
+            if ((i > 0 && m.v[i - 1].hi == v->lo && m.v[i - 1].kind == VMA_NONE)
+                || (i + 1 < m.n && m.v[i + 1].lo == v->hi && m.v[i + 1].kind == VMA_NONE))
+                continue;
+            scan_mapping(s, v->lo, v->hi, buf);
+        }
+        drain(s);
+    }
+    if (m.v)
+        ms_os_unmap(m.v, bytes);
+    if (buf)
+        ms_os_unmap(buf, 4096);
+}
+
 /* ---- collecting and reporting ------------------------------------------------------ */
 
 static void collect(void *arg, unsigned domain, uintptr_t ptr, size_t size,
@@ -526,6 +703,7 @@ __attribute__((noinline)) long ms_leak_check(struct ms_out *o, struct ms_leak_su
     }
     dl_iterate_phdr(scan_module, &s);
     scan_linker_blocks(&s);
+    scan_program_mappings(&s);
     scan_this_thread(&s, stack_from, regs);
     scan_other_threads(&s);
     for (size_t i = 0; i < s.n; i++) {

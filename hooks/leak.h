@@ -3,7 +3,8 @@
  * Leaks at exit (LeakSanitizer's and Valgrind's method, on the trace layer's table): a
  * conservative reachability scan from the roots - the writable segments and this thread's
  * TLS blocks of every loaded module, the blocks the dynamic linker allocated (as in
- * LeakSanitizer), this thread's stack, registers and thread control block, and the stacks
+ * LeakSanitizer), the anonymous mappings the program made itself (as Valgrind; see leak.c
+ * for which), this thread's stack, registers and thread control block, and the stacks
  * of the other threads that are blocked in a system call - through
  * the live traced blocks.  Traced blocks that nothing reaches are leaks,
  * reported grouped by allocation traceback, biggest first.  memshim's own module and
@@ -19,6 +20,7 @@
 #ifndef MS_LEAK_H
 #define MS_LEAK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,5 +41,9 @@ struct ms_leak_summary {
  * caller whose own locals may hold stale block addresses (an uninitialised buffer) passes
  * its __builtin_frame_address(0), which lies above them. */
 long ms_leak_check(struct ms_out *o, struct ms_leak_summary *summary, uintptr_t stack_from);
+
+/* Memory owns(p) says the shim's allocator serves blocks from is never a root (its free
+ * blocks hold stale pointers).  Set once at start-up; NULL (the default): none. */
+void ms_leak_set_heap_owner(bool (*owns)(const void *p));
 
 #endif

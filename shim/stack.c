@@ -19,6 +19,7 @@
 
 #include "debug.h"
 #include "finish.h"
+#include "leak.h"
 #include "libc.h"
 #include "loader.h"
 #include "mimalloc.h"
@@ -138,6 +139,7 @@ static enum ms_route compose(void)
         };
         ms_pymalloc_init(&pycfg);
         base = ms_pymalloc_allocator();
+        ms_leak_set_heap_owner(ms_pymalloc_owns);
     }
 
     if (opt->debug || opt->tracemalloc) {

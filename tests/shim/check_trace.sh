@@ -31,6 +31,8 @@ fi
 
 run "$leaky" clean >/dev/null 2>"$tmp/err"; rc=$?
 [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] && ok || bad "clean program: rc $rc, stderr: $(cat "$tmp/err")"
+run "$leaky" mapped >/dev/null 2>"$tmp/err"; rc=$?
+[ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] && ok || bad "blocks reachable from the program's own mapping: rc $rc, stderr: $(cat "$tmp/err")"
 run "$leaky" threads >/dev/null 2>"$tmp/err"; rc=$?
 [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] && ok || bad "clean program with joined threads: rc $rc, stderr: $(cat "$tmp/err")"
 

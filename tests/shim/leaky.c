@@ -6,17 +6,21 @@
  *            %p), then both exit;
  *   crash  - dies of SIGSEGV after allocating (the snapshot must still be written);
  *   clean  - frees everything: tracing must print nothing and exit 0;
+ *   mapped - keeps its only pointers to two blocks in a page it mapped itself (as a
+ *            garbage collector or python's pymalloc does): reachable, so nothing printed;
  *   threads - the same after starting and joining threads (each exited thread's TLS
  *            vector stays with the C library's cached stack, where no scan looks);
  *   last   - leaks one block as the very last allocation before exit (nothing printed
  *            after it: stale copies of its address in memshim's own exit-time frames once
  *            passed for roots).
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c11 */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +49,17 @@ int main(int argc, char **argv)
     if (strcmp(what, "last") == 0) {
         memset(site_a(), 1, 100);
         scrub();
+        return 0;
+    }
+    if (strcmp(what, "mapped") == 0) {
+        void **page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                           -1, 0);
+        if (page == MAP_FAILED)
+            return 2;
+        page[10] = site_a();
+        page[11] = site_b();
+        scrub();
+        puts("done");
         return 0;
     }
     if (strcmp(what, "threads") == 0) {

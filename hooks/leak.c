@@ -325,16 +325,15 @@ static uintptr_t parse_hex(const char **p)
     }
 }
 
-/* The end of the writable mapping that contains addr, from /proc/self/maps read in chunks
- * through a fixed buffer (stdio would allocate); 0 when not found. */
-static uintptr_t mapping_end(uintptr_t addr)
+/* Calls fn on each line of a /proc file (NUL-terminated, no newline), through a fixed
+ * buffer; a line longer than the buffer is dropped. */
+static void each_line(const char *path, void (*fn)(const char *line, void *arg), void *arg)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
+        return;
     char buf[4096];
     size_t have = 0;
-    uintptr_t end = 0;
     for (;;) {
         ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
         if (r <= 0)
@@ -343,24 +342,40 @@ static uintptr_t mapping_end(uintptr_t addr)
         buf[have] = '\0';
         char *line = buf, *nl;
         while ((nl = strchr(line, '\n')) != NULL) {
-            const char *p = line;
-            uintptr_t lo = parse_hex(&p);
-            p++; /* '-' */
-            uintptr_t hi = parse_hex(&p);
-            if (addr >= lo && addr < hi) {
-                end = p[1] == 'r' && p[2] == 'w' ? hi : 0;
-                goto out;
-            }
+            *nl = '\0';
+            fn(line, arg);
             line = nl + 1;
         }
         have = (size_t)(buf + have - line);
         memmove(buf, line, have);
         if (have == sizeof buf - 1)
-            have = 0; /* an absurd line: drop it */
+            have = 0;
     }
-out:
     close(fd);
-    return end;
+}
+
+struct containing_mapping {
+    uintptr_t addr, end;
+};
+
+static void find_mapping(const char *line, void *arg)
+{
+    struct containing_mapping *c = arg;
+    const char *p = line;
+    uintptr_t lo = parse_hex(&p);
+    p++; /* '-' */
+    uintptr_t hi = parse_hex(&p);
+    if (c->addr >= lo && c->addr < hi)
+        c->end = p[1] == 'r' && p[2] == 'w' ? hi : 0;
+}
+
+/* The end of the writable mapping that contains addr, from /proc/self/maps read without
+ * stdio (it would allocate); 0 when not found. */
+static uintptr_t mapping_end(uintptr_t addr)
+{
+    struct containing_mapping c = { .addr = addr };
+    each_line("/proc/self/maps", find_mapping, &c);
+    return c.end;
 }
 
 /*
@@ -455,35 +470,6 @@ struct ms_leak_vmas {
 
 #define MS_LEAK_MAX_VMAS 65536 /* Linux's default vm.max_map_count is 65530 */
 #define MS_LEAK_CHUNK ((size_t)64 << 10)
-
-/* Calls fn on each line of a /proc file (NUL-terminated, no newline), through a fixed
- * buffer; a line longer than the buffer is dropped. */
-static void each_line(const char *path, void (*fn)(const char *line, void *arg), void *arg)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    char buf[4096];
-    size_t have = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
-        if (r <= 0)
-            break;
-        have += (size_t)r;
-        buf[have] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n')) != NULL) {
-            *nl = '\0';
-            fn(line, arg);
-            line = nl + 1;
-        }
-        have = (size_t)(buf + have - line);
-        memmove(buf, line, have);
-        if (have == sizeof buf - 1)
-            have = 0;
-    }
-    close(fd);
-}
 
 static const char *skip_field(const char *p)
 {

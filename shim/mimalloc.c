@@ -32,6 +32,11 @@ static bool is_mimalloc_block(const void *p)
     return mi.is_in_heap_region(p);
 }
 
+bool ms_mimalloc_owns(const void *p)
+{
+    return mi.is_in_heap_region != NULL && mi.is_in_heap_region(p);
+}
+
 /* Blocks mimalloc 2.0 maps outside its regions (measured with Debian's 2.0.9: sizes above
  * 1020 MiB, alignments of 64 MiB and more) are not recognised by mi_is_in_heap_region, so
  * their free went to the C library and aborted ("free(): invalid pointer", found by

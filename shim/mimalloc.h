@@ -6,9 +6,14 @@
 #ifndef MS_MIMALLOC_H
 #define MS_MIMALLOC_H
 
+#include <stdbool.h>
+
 #include "allocator.h"
 
 /* Load libmimalloc and fill *out.  Returns 0, or -1 when it is not installed. */
 int ms_mimalloc_load(struct ms_allocator *out);
+
+/* Does p lie in memory libmimalloc serves blocks from (after a successful load)? */
+bool ms_mimalloc_owns(const void *p);
 
 #endif

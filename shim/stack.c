@@ -90,6 +90,13 @@ void ms_shim_add_trace_layer(void)
     ms_shim.trace_in_stack = true;
 }
 
+/* The leak scan's "memory the allocators serve blocks from" in the mimalloc modes: free
+ * blocks there hold stale pointers, never roots. */
+static bool pymalloc_or_mimalloc_owns(const void *p)
+{
+    return ms_pymalloc_owns(p) || ms_mimalloc_owns(p);
+}
+
 /* The debug layer's lower_room over pymalloc: pymalloc's blocks, else glibc's. */
 static size_t route_room(const void *base)
 {
@@ -139,7 +146,8 @@ static enum ms_route compose(void)
         };
         ms_pymalloc_init(&pycfg);
         base = ms_pymalloc_allocator();
-        ms_leak_set_heap_owner(ms_pymalloc_owns);
+        ms_leak_set_heap_owner(opt->base == MS_BASE_MIMALLOC ? pymalloc_or_mimalloc_owns
+                                                             : ms_pymalloc_owns);
     }
 
     if (opt->debug || opt->tracemalloc) {

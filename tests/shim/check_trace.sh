@@ -33,6 +33,9 @@ run "$leaky" clean >/dev/null 2>"$tmp/err"; rc=$?
 [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] && ok || bad "clean program: rc $rc, stderr: $(cat "$tmp/err")"
 run "$leaky" mapped >/dev/null 2>"$tmp/err"; rc=$?
 [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] && ok || bad "blocks reachable from the program's own mapping: rc $rc, stderr: $(cat "$tmp/err")"
+run "$leaky" stale >/dev/null 2>"$tmp/err"; rc=$?
+[ "$rc" -eq 23 ] && grep -q '^memshim: leak of 100 bytes in 1 block, allocated at' "$tmp/err" && ok ||
+    bad "a leak whose only pointer is in freed memory: rc $rc, stderr: $(cat "$tmp/err")"
 run "$leaky" threads >/dev/null 2>"$tmp/err"; rc=$?
 [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] && ok || bad "clean program with joined threads: rc $rc, stderr: $(cat "$tmp/err")"
 

@@ -8,6 +8,8 @@
  *   clean  - frees everything: tracing must print nothing and exit 0;
  *   mapped - keeps its only pointers to two blocks in a page it mapped itself (as a
  *            garbage collector or python's pymalloc does): reachable, so nothing printed;
+ *   stale  - leaks one block whose only pointer sits in a block that was freed: the
+ *            allocators' free memory is no root, so it must be reported;
  *   threads - the same after starting and joining threads (each exited thread's TLS
  *            vector stays with the C library's cached stack, where no scan looks);
  *   last   - leaks one block as the very last allocation before exit (nothing printed
@@ -58,6 +60,16 @@ int main(int argc, char **argv)
             return 2;
         page[10] = site_a();
         page[11] = site_b();
+        scrub();
+        puts("done");
+        return 0;
+    }
+    if (strcmp(what, "stale") == 0) {
+        char **holder = malloc(4000); /* beyond pymalloc: the lower allocator's memory */
+        if (holder == NULL)
+            return 2;
+        holder[8] = site_a();
+        free(holder);
         scrub();
         puts("done");
         return 0;

@@ -48,9 +48,6 @@ static struct debug_state {
     struct ms_debug_config cfg;
     _Atomic uint64_t serial;          /* CPython's serialno, shared by every API */
     bool any_own_lower;               /* some id has a lower of its own: look it up */
-    uint64_t room_from;               /* a header claiming this size or more: its lower
-                                         block is measured by cfg.lower_room (one compare
-                                         for lower_header_above) */
     bool atfork_registered;
     struct debug_api apis[NAPIS];
 } S = {
@@ -91,19 +88,12 @@ static inline uint64_t bump_serial(void)
 /* ---- the live set --------------------------------------------------------------------- */
 
 /* What the lower block at head holds for the layer's use (its usable size less the
- * header and trailer), clamped to MS_DEBUG_MAX_REQUEST; n is the size the header claims. */
-static inline __attribute__((always_inline)) size_t
-lower_room_of(const struct ms_allocator *lo, uintptr_t head, uint64_t n)
+ * header and trailer), clamped to MS_DEBUG_MAX_REQUEST. */
+static inline size_t lower_room_of(const struct ms_allocator *lo, uintptr_t head)
 {
-    /* Only above lower_header_above can the block be one whose header lower_room reads
-     * safely where usable_size would not (glibc's reads the next chunk's too). */
-    size_t u;
-    if (n >= S.room_from && S.cfg.lower_room != NULL && lo == &S.cfg.lower)
-        u = S.cfg.lower_room((const void *)head);
-    else if (lo->usable_size != NULL)
-        u = lo->usable_size(lo->ctx, (void *)head);
-    else
+    if (lo->usable_size == NULL)
         return MS_DEBUG_MAX_REQUEST;
+    size_t u = lo->usable_size(lo->ctx, (void *)head);
     size_t room = u < MS_DEBUG_OVERHEAD ? 0 : u - MS_DEBUG_OVERHEAD;
     return room < MS_DEBUG_MAX_REQUEST ? room : MS_DEBUG_MAX_REQUEST;
 }
@@ -116,7 +106,7 @@ static void entry_from_header(uintptr_t p, struct ms_livetab_entry *e)
 {
     const uint8_t *q = (const uint8_t *)p;
     uint64_t n = ms_layout_size(q);
-    size_t room = lower_room_of(lower_of(ms_layout_api(q)), p - MS_DEBUG_HEAD, n);
+    size_t room = lower_room_of(lower_of(ms_layout_api(q)), p - MS_DEBUG_HEAD);
     e->p = p;
     e->meta = ms_livetab_meta(n <= room ? (size_t)n : room, ms_layout_api(q), 0);
 }
@@ -175,26 +165,17 @@ static bool walk_live(bool (*fn)(const struct ms_livetab_entry *e, void *arg), v
 /* ---- checks (SPEC 3.3) ------------------------------------------------------------- */
 
 /* Is lower's own header in front of e's lower block intact, as far as the shim can tell?
- * Only for blocks that came from cfg.lower, above the size where it keeps one. */
-static inline bool lower_header_ok(const struct ms_livetab_entry *e, char api)
+ * Only for blocks that came from cfg.lower, above the size where it keeps one: n + 32 is
+ * what a plain block asked of lower (an aligned one asked more), so the blocks pymalloc
+ * serves cost one compare.  A block that failed another check (failed) may have had its
+ * size clamped to nothing by a damaged lower header: then the size cannot decide. */
+static inline bool lower_header_ok(const struct ms_livetab_entry *e, char api, bool failed)
 {
-    /* n + 32 is what a plain block asked of lower (an aligned one asked more): one
-     * compare, and no check, for the blocks pymalloc serves. */
-    if (MS_LIKELY(ms_livetab_size(e) + MS_DEBUG_OVERHEAD <= S.cfg.lower_header_above))
+    if (MS_LIKELY(!failed && ms_livetab_size(e) + MS_DEBUG_OVERHEAD <= S.cfg.lower_header_above))
         return true;
-    if (lower_of(api) != &S.cfg.lower)
-        return true;
-    uintptr_t base = ms_livetab_base(e);
-    return S.cfg.lower_header_intact((const void *)base, ms_livetab_end(e) - base);
-}
-
-/* The same when the block already failed a check: its size may have been clamped by a
- * damaged lower header (lower_room 0), so the size threshold cannot decide. */
-static bool lower_header_ok_slow(const struct ms_livetab_entry *e, char api)
-{
-    uintptr_t base = ms_livetab_base(e);
     if (S.cfg.lower_header_intact == NULL || lower_of(api) != &S.cfg.lower)
         return true;
+    uintptr_t base = ms_livetab_base(e);
     return S.cfg.lower_header_intact((const void *)base, ms_livetab_end(e) - base);
 }
 
@@ -209,14 +190,14 @@ static enum ms_diag_bad check_block(const struct ms_livetab_entry *e, char api)
     memcpy(&head, p - MS_DEBUG_S, 8);
     memcpy(&tail, p + n, 8);
     if (head == ((pads << 8) | (uint8_t)api) && tail == pads && ms_layout_size(p) == n)
-        return lower_header_ok(e, api) ? MS_DIAG_OK : MS_DIAG_BAD_LOWER;
+        return lower_header_ok(e, api, false) ? MS_DIAG_OK : MS_DIAG_BAD_LOWER;
     if (ms_layout_api(p) != api)
         return MS_DIAG_BAD_ID;
     if (ms_layout_first_not(p - (MS_DEBUG_S - 1), MS_DEBUG_S - 1, MS_FORBIDDENBYTE)
         != MS_DEBUG_S - 1)
         return MS_DIAG_BAD_LEADING;
     /* Before the size: a damaged lower header leaves the size clamped to nothing. */
-    if (!lower_header_ok_slow(e, api))
+    if (!lower_header_ok(e, api, true))
         return MS_DIAG_BAD_LOWER;
     if (ms_layout_size(p) != n)
         return MS_DIAG_BAD_SIZE;
@@ -486,7 +467,7 @@ static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op
         size_t extent = ms_livetab_end(&v[i].e) - head;
         if (!ms_layout_all((const uint8_t *)head, extent, MS_DEADBYTE))
             write_after_free(op, &v[i]);
-        if (!lower_header_ok(&v[i].e, ms_livetab_api(&v[i].e))) {
+        if (!lower_header_ok(&v[i].e, ms_livetab_api(&v[i].e), false)) {
             struct ms_diag_neighbour n;
             bool found = find_ran_over(ms_livetab_base(&v[i].e), &n);
             ms_diag_freed_lower_header(&S.cfg, op, &v[i], found ? &n : NULL);
@@ -605,7 +586,7 @@ static void *debug_realloc(void *ctx, void *ptr, size_t n)
      * through the old pointer (an array grew under a saved pointer) is found. */
     size_t old = ms_livetab_size(&e);
     if (n > old && S.cfg.quarantine_bytes != 0
-        && n > lower_room_of(lo, (uintptr_t)ptr - MS_DEBUG_HEAD, old))
+        && n > lower_room_of(lo, (uintptr_t)ptr - MS_DEBUG_HEAD))
         return realloc_by_copy(api, &e, n);
 
     uint8_t *data = ptr;
@@ -749,13 +730,6 @@ int ms_debug_init(const struct ms_debug_config *cfg)
     S.cfg = *cfg;
     if (S.cfg.lower_header_intact == NULL)
         S.cfg.lower_header_above = SIZE_MAX; /* one compare decides, as for small blocks */
-    /* n + MS_DEBUG_OVERHEAD > lower_header_above, without the overflow of a huge n. */
-    if (S.cfg.lower_room == NULL)
-        S.room_from = UINT64_MAX;
-    else if (S.cfg.lower_header_above < MS_DEBUG_OVERHEAD)
-        S.room_from = 0;
-    else
-        S.room_from = (uint64_t)S.cfg.lower_header_above - MS_DEBUG_OVERHEAD + 1;
     ms_quarantine_configure(cfg->quarantine_bytes);
     if (!S.atfork_registered) {
         /* glibc may allocate for its handler list: keep that out of the layers. */

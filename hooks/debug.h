@@ -72,14 +72,11 @@ struct ms_debug_config {
     void (*foreign_free)(void *p);
     /* The lower allocator's own header in front of a block (base, need bytes asked of
      * lower): is it intact?  Asked on every check of a block of more than
-     * lower_header_above bytes, and of any block that failed another check.  A block that ran over
-     * its trailer damages it first, and handing the block back would then crash lower
+     * lower_header_above bytes, and of any block that failed another check.  A block that
+     * ran over its trailer damages it first, and handing the block back would then crash lower
      * instead of reporting.  NULL: lower keeps no such header (or the shim cannot say). */
     bool (*lower_header_intact)(const void *base, size_t need);
     size_t lower_header_above;
-    /* The usable size of a live lower block of cfg.lower, read from what lower keeps for
-     * that block alone, or 0 when that is damaged.  NULL: lower.usable_size. */
-    size_t (*lower_room)(const void *base);
     int fd;                           /* where diagnostics go (2) */
 };
 

@@ -224,9 +224,13 @@ static void freed_heading(struct ms_out *o, const struct ms_quarantine_rec *r)
 }
 
 /* Not CPython's: a damaged header is nearly always the block in front running over its
- * end, and the dump alone blames the victim. */
-static void ran_over_line(struct ms_out *o, const struct ms_diag_neighbour *n)
+ * end, and the dump alone blames the victim.  Names that block (n, or nothing when NULL)
+ * and its allocation traceback when tracing. */
+static void ran_over_part(struct ms_out *o, const struct ms_debug_config *cfg,
+                          const struct ms_diag_neighbour *n)
 {
+    if (n == NULL)
+        return;
     ms_out_str(o, "    The block in front of it, p=");
     ms_out_ptr(o, (const void *)n->p);
     ms_out_str(o, ", has bad trailing pad bytes too:\n"
@@ -240,6 +244,8 @@ static void ran_over_line(struct ms_out *o, const struct ms_diag_neighbour *n)
     } else {
         ms_out_str(o, " bytes; its serial number was overwritten too.\n\n");
     }
+    if (cfg->print_alloc_traceback)
+        cfg->print_alloc_traceback(o, (const void *)n->p);
 }
 
 /* Not CPython's either: only the shim's lower (glibc) keeps a header there. */
@@ -263,11 +269,7 @@ void ms_diag_bad_block(const struct ms_debug_config *cfg, enum ms_diag_op op,
     if (bad == MS_DIAG_BAD_LOWER)
         lower_header_line(&o, e);
     alloc_traceback(&o, cfg, (const void *)e->p);
-    if (ran_over) {
-        ran_over_line(&o, ran_over);
-        if (cfg->print_alloc_traceback)
-            cfg->print_alloc_traceback(&o, (const void *)ran_over->p);
-    }
+    ran_over_part(&o, cfg, ran_over);
     switch (bad) {
     case MS_DIAG_BAD_ID: {
         char msg[] = "bad ID: Allocated using API 'x', verified using API 'y'";
@@ -301,11 +303,7 @@ void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op
     ms_out_str(&o, ", not DEADBYTE (0xdd).\n");
     data_line(&o, (const uint8_t *)e->p, ms_livetab_size(e));
     ms_out_char(&o, '\n');
-    if (ran_over) {
-        ran_over_line(&o, ran_over);
-        if (cfg->print_alloc_traceback)
-            cfg->print_alloc_traceback(&o, (const void *)ran_over->p);
-    }
+    ran_over_part(&o, cfg, ran_over);
     finish(&o, cfg, op, "write to freed memory", NULL);
 }
 
@@ -323,18 +321,15 @@ void ms_diag_sized_delete(const struct ms_debug_config *cfg, const struct ms_liv
                    "       through a pointer to a type of another size (a base class without a\n"
                    "       virtual destructor?).\n\n");
     alloc_traceback(&o, cfg, (const void *)e->p);
-    char msg[96];
-    struct ms_out m;
-    ms_out_init(&m, -1);
-    ms_out_str(&m, "sized delete of ");
-    ms_out_udec(&m, n, 0);
-    ms_out_str(&m, " bytes, but ");
-    ms_out_udec(&m, ms_livetab_size(e), 0);
-    ms_out_str(&m, " bytes were allocated");
-    size_t len = m.len < sizeof msg - 1 ? m.len : sizeof msg - 1;
-    memcpy(msg, m.buf, len);
-    msg[len] = '\0';
-    finish(&o, cfg, MS_DIAG_FREE, msg, NULL);
+    struct ms_out msg; /* the fatal line's message, formatted without printing */
+    ms_out_init(&msg, -1);
+    ms_out_str(&msg, "sized delete of ");
+    ms_out_udec(&msg, n, 0);
+    ms_out_str(&msg, " bytes, but ");
+    ms_out_udec(&msg, ms_livetab_size(e), 0);
+    ms_out_str(&msg, " bytes were allocated");
+    ms_out_char(&msg, '\0');
+    finish(&o, cfg, MS_DIAG_FREE, msg.buf, NULL);
 }
 
 void ms_diag_freed_lower_header(const struct ms_debug_config *cfg, enum ms_diag_op op,
@@ -345,11 +340,7 @@ void ms_diag_freed_lower_header(const struct ms_debug_config *cfg, enum ms_diag_
     begin(&o, cfg);
     freed_heading(&o, r);
     lower_header_line(&o, &r->e);
-    if (ran_over) {
-        ran_over_line(&o, ran_over);
-        if (cfg->print_alloc_traceback)
-            cfg->print_alloc_traceback(&o, (const void *)ran_over->p);
-    }
+    ran_over_part(&o, cfg, ran_over);
     finish(&o, cfg, op, "bad C library chunk header", NULL);
 }
 

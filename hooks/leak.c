@@ -117,11 +117,13 @@ static int site_after(const void *a, const void *b)
 
 /* ---- marking -------------------------------------------------------------------------- */
 
-static struct ms_leak_block *block_at(struct ms_leak_scan *s, uintptr_t v)
+/* The last block that starts at or below v (blocks are sorted and never overlap, so only
+ * it can contain v or anything up to v), or NULL. */
+static struct ms_leak_block *last_from(const struct ms_leak_scan *s, uintptr_t v)
 {
-    if (v < s->lo || v >= s->hi)
+    if (s->n == 0 || v < s->blocks[0].addr)
         return NULL;
-    size_t lo = 0, hi = s->n; /* last block with addr <= v */
+    size_t lo = 0, hi = s->n;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
         if (s->blocks[mid].addr <= v)
@@ -129,18 +131,33 @@ static struct ms_leak_block *block_at(struct ms_leak_scan *s, uintptr_t v)
         else
             hi = mid;
     }
-    struct ms_leak_block *b = &s->blocks[lo];
-    size_t size = b->size ? b->size : 1;
-    return v >= b->addr && v - b->addr < size ? b : NULL;
+    return &s->blocks[lo];
 }
 
-static inline void mark_word(struct ms_leak_scan *s, uintptr_t v)
+static inline uintptr_t block_end(const struct ms_leak_block *b)
 {
-    struct ms_leak_block *b = block_at(s, v);
+    return b->addr + (b->size ? b->size : 1);
+}
+
+static struct ms_leak_block *block_at(struct ms_leak_scan *s, uintptr_t v)
+{
+    if (v < s->lo || v >= s->hi)
+        return NULL;
+    struct ms_leak_block *b = last_from(s, v);
+    return b && v < block_end(b) ? b : NULL;
+}
+
+static inline void mark(struct ms_leak_scan *s, struct ms_leak_block *b)
+{
     if (b && !b->marked) {
         b->marked = 1;
         s->queue[s->queued++] = (uint32_t)(b - s->blocks);
     }
+}
+
+static inline void mark_word(struct ms_leak_scan *s, uintptr_t v)
+{
+    mark(s, block_at(s, v));
 }
 
 /* A conservative scan reads every word of data segments and stacks (noasan.h). */
@@ -226,13 +243,10 @@ static void scan_linker_blocks(struct ms_leak_scan *s)
     if (r.hi == 0)
         return;
     for (size_t i = 0; i < s->n; i++) {
-        struct ms_leak_block *b = &s->blocks[i];
-        const struct ms_traceback *tb = b->marked ? NULL : ms_traceback_get(b->tb);
+        const struct ms_traceback *tb = ms_traceback_get(s->blocks[i].tb);
         /* frames[0] is a return address: the call itself is the byte before it. */
-        if (tb && tb->nframe && tb->frames[0] - 1 - r.lo < r.hi - r.lo) {
-            b->marked = 1;
-            s->queue[s->queued++] = (uint32_t)i;
-        }
+        if (tb && tb->nframe && tb->frames[0] - 1 - r.lo < r.hi - r.lo)
+            mark(s, &s->blocks[i]);
     }
     drain(s);
 }
@@ -508,19 +522,6 @@ static void add_vma(const char *line, void *arg)
     }
 }
 
-static bool holds_a_block(const struct ms_leak_scan *s, uintptr_t lo, uintptr_t hi)
-{
-    size_t a = 0, b = s->n; /* first block with addr >= lo */
-    while (a < b) {
-        size_t mid = a + (b - a) / 2;
-        if (s->blocks[mid].addr < lo)
-            a = mid + 1;
-        else
-            b = mid;
-    }
-    return a < s->n && s->blocks[a].addr < hi;
-}
-
 
 static void scan_mapping(struct ms_leak_scan *s, uintptr_t lo, uintptr_t hi, uintptr_t *buf)
 {
@@ -539,7 +540,8 @@ static void scan_mapping(struct ms_leak_scan *s, uintptr_t lo, uintptr_t hi, uin
                 continue;
             /* Words inside a traced block are its contents: they count only if the block
              * is reached, through the queue. */
-            bool mixed = block_at(s, pg) != NULL || holds_a_block(s, pg, pg + 4096);
+            const struct ms_leak_block *last = last_from(s, pg + 4095);
+            bool mixed = last != NULL && block_end(last) > pg;
             for (size_t w = 0; w < 4096 / sizeof *buf; w++)
                 if (!mixed || block_at(s, pg + w * sizeof *buf) == NULL)
                     mark_word(s, buf[w]);

@@ -3,26 +3,11 @@
  * The C library as an allocator struct.  glibc's realloc(p, 0) frees p; the layers' contract
  * says it must not, so a 0-byte resize asks glibc for 1 byte instead.
  *
- * Never: calls the interposed malloc family (only __libc_* and the resolved
- * malloc_usable_size).  Thread-safe as glibc is.
+ * Never: calls the interposed malloc family (only __libc_*).  Thread-safe as glibc is.
  */
 #include "libc.h"
 
-#include <dlfcn.h>
 #include <malloc.h>
-
-static struct {
-    size_t (*usable_size)(void *);
-} libc;
-
-void ms_libc_init(void)
-{
-    extern size_t malloc_usable_size(void *);
-    void *sym = dlsym(RTLD_NEXT, "malloc_usable_size");
-    /* Never our own export: that would recurse forever. */
-    if (sym != NULL && sym != (void *)malloc_usable_size)
-        libc.usable_size = (size_t(*)(void *))sym;
-}
 
 /* glibc initialises its malloc on the first call, lazily and without a lock.  Under us a
  * program's first call to it may come from two threads at once (the main thread made only
@@ -84,25 +69,21 @@ bool ms_libc_chunk_plausible(const void *ptr, size_t need)
     return chunk >= need + 8 && chunk - need <= 64;
 }
 
-size_t ms_libc_chunk_room(const void *ptr)
-{
-    size_t word = ((const size_t *)ptr)[-1];
-    size_t chunk = word & ~(size_t)7;
-    if ((chunk & 15) || chunk < 32 || chunk >= ((size_t)1 << 47))
-        return 0;
-    return chunk - (word & 2 ? 16 : 8);
-}
-
+/* What glibc's malloc_usable_size answers for a block in use (its musable: the chunk
+ * size less the header, 16 bytes for a mapped chunk, 8 for one from a heap), read from the
+ * size word alone.  glibc's own also reads the next chunk's header to see that the block
+ * is in use, at an offset that a damaged size word makes arbitrary: the debug layer's
+ * clamp of a corrupted block then crashed in it.  A word that cannot be a chunk's gives 0. */
 size_t ms_libc_usable_size(void *ctx, void *ptr)
 {
     (void)ctx;
     if (ptr == NULL)
         return 0;
-    if (libc.usable_size == NULL)
-        ms_libc_init();
-    /* Without glibc's function (a static or unusual C library) the only safe answer that
-     * keeps "usable >= requested" is unknowable; report 0 rather than guess. */
-    return libc.usable_size ? libc.usable_size(ptr) : 0;
+    size_t word = ((const size_t *)ptr)[-1];
+    size_t chunk = word & ~(size_t)7;
+    if ((chunk & 15) || chunk < 32 || chunk >= ((size_t)1 << 47))
+        return 0;
+    return chunk - (word & 2 ? 16 : 8);
 }
 
 struct ms_allocator ms_libc_allocator(void)

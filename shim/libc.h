@@ -17,9 +17,6 @@ extern void *__libc_realloc(void *ptr, size_t size);
 extern void __libc_free(void *ptr);
 extern void *__libc_memalign(size_t alignment, size_t size);
 
-/* Resolve what has no __libc_ name (malloc_usable_size).  Called once after start-up. */
-void ms_libc_init(void);
-
 /* Initialise the C library's malloc now (from the constructor: the main thread, before
  * main), so that no two threads can be first to call it. */
 void ms_libc_prepare(void);
@@ -32,12 +29,8 @@ struct ms_allocator ms_libc_allocator(void);
  * (malloc_usable_size, free) can crash. */
 bool ms_libc_chunk_plausible(const void *ptr, size_t need);
 
-/* The usable size of a live block glibc handed out, from its chunk header alone (glibc's
- * malloc_usable_size also reads the next chunk's header, at an offset a damaged size word
- * makes arbitrary); 0 when the header cannot be a chunk's. */
-size_t ms_libc_chunk_room(const void *ptr);
-
-/* glibc's own malloc_usable_size for a pointer glibc handed out. */
+/* glibc's malloc_usable_size for a block in use that glibc handed out, read from its
+ * chunk header alone, so that a damaged header cannot make it crash (0 then). */
 size_t ms_libc_usable_size(void *ctx, void *ptr);
 
 #endif

@@ -97,14 +97,6 @@ static bool pymalloc_or_mimalloc_owns(const void *p)
     return ms_pymalloc_owns(p) || ms_mimalloc_owns(p);
 }
 
-/* The debug layer's lower_room over pymalloc: pymalloc's blocks, else glibc's. */
-static size_t route_room(const void *base)
-{
-    if (ms_pymalloc_owns(base))
-        return ms_pymalloc_usable_size(NULL, (void *)base);
-    return ms_libc_chunk_room(base);
-}
-
 static bool route_plausible(const void *base, size_t need)
 {
     return ms_pymalloc_owns(base) || ms_libc_chunk_plausible(base, need);
@@ -163,7 +155,6 @@ static enum ms_route compose(void)
             dcfg.lower_header_intact = opt->base == MS_BASE_MALLOC ? ms_libc_chunk_plausible
                                                                    : route_plausible;
             dcfg.lower_header_above = opt->base == MS_BASE_MALLOC ? 0 : MS_SMALL_THRESHOLD;
-            dcfg.lower_room = opt->base == MS_BASE_MALLOC ? ms_libc_chunk_room : route_room;
         }
         ms_debug_init(&dcfg);
         ms_os_atfork(ms_loader_fork_prepare, ms_loader_fork_parent, ms_loader_fork_child);
@@ -201,7 +192,6 @@ enum ms_route ms_shim_route_slow(void)
         this_thread_initialises = 1;
         ms_options_parse(&ms_shim.options);
         enum ms_route chosen = compose();
-        ms_libc_init();
         __atomic_store_n(&ms_shim.init_state, 2, __ATOMIC_RELEASE);
         __atomic_store_n(&ms_shim.route, (int)chosen, __ATOMIC_RELEASE);
         this_thread_initialises = 0;

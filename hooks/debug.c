@@ -650,7 +650,11 @@ static size_t debug_usable_size(void *ctx, void *ptr)
         return 0;
     if (lookup((uintptr_t)ptr, &e))
         return ms_livetab_size(&e);
-    return is_foreign(ptr, &size) ? size : 0;
+    if (is_foreign(ptr, &size))
+        return size;
+    /* glibc would read a stale or made-up chunk header here and answer anything (or
+     * crash); ASan reports it, and so do we: it is a use of a dangling pointer. */
+    bad_pointer(MS_DIAG_USABLE_SIZE, ptr);
 }
 
 /* ---- whole-heap checks --------------------------------------------------------------- */

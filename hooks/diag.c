@@ -30,6 +30,7 @@ static const char *const op_names[] = {
     [MS_DIAG_REALLOC] = "memshim_debug_realloc",
     [MS_DIAG_CHECK] = "memshim_debug_check_heap",
     [MS_DIAG_EXIT] = "memshim_debug_at_exit",
+    [MS_DIAG_USABLE_SIZE] = "memshim_debug_usable_size",
 };
 
 /* One report at a time: the first thread to find an error prints it and aborts; a
@@ -355,9 +356,13 @@ void ms_diag_double_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
                             "again): ");
     if (op == MS_DIAG_REALLOC)
         ms_out_str(&o, "realloc was called on a block that was already freed.\n\n");
+    else if (op == MS_DIAG_USABLE_SIZE)
+        ms_out_str(&o, "malloc_usable_size was called on a block that was already freed.\n\n");
     else
         ms_out_str(&o, "this is its second free.\n\n");
-    finish(&o, cfg, op, op == MS_DIAG_REALLOC ? "realloc of freed memory" : "double free",
+    finish(&o, cfg, op, op == MS_DIAG_REALLOC       ? "realloc of freed memory"
+                        : op == MS_DIAG_USABLE_SIZE ? "malloc_usable_size of freed memory"
+                                                    : "double free",
            NULL);
 }
 
@@ -411,6 +416,8 @@ void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op 
         break;
     }
     ms_out_char(&o, '\n');
-    finish(&o, cfg, op, op == MS_DIAG_REALLOC ? "invalid realloc of " : "invalid free of ",
+    finish(&o, cfg, op, op == MS_DIAG_REALLOC       ? "invalid realloc of "
+                        : op == MS_DIAG_USABLE_SIZE ? "invalid malloc_usable_size of "
+                                                    : "invalid free of ",
            what);
 }

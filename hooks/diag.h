@@ -27,6 +27,7 @@ enum ms_diag_op {
     MS_DIAG_REALLOC,       /* memshim_debug_realloc */
     MS_DIAG_CHECK,         /* memshim_debug_check_heap */
     MS_DIAG_EXIT,          /* memshim_debug_at_exit */
+    MS_DIAG_USABLE_SIZE,   /* memshim_debug_usable_size (malloc_usable_size) */
 };
 
 /* The checks of SPEC 3.3, in CPython's order (BAD_SIZE is memshim's: the size field no

@@ -446,6 +446,42 @@ Test(debug_diag, invalid_free_of_each_kind)
     }
 }
 
+/* malloc_usable_size of a dangling or made-up pointer: glibc answers from whatever lies in
+ * front of it, ASan reports it, and so does the debug layer. */
+static void usable_size_of_bad(void *arg)
+{
+    int interior = *(int *)arg;
+    struct ms_allocator a = ms_debug_allocator('r');
+    char *p = a.malloc(a.ctx, 10);
+    if (interior) {
+        a.usable_size(a.ctx, p + 16);
+        return;
+    }
+    a.free(a.ctx, p);
+    a.usable_size(a.ctx, p);
+}
+
+Test(debug_diag, usable_size_of_freed_or_interior_pointer)
+{
+    int interior = 0;
+    expect_fatal(1 << 20, usable_size_of_bad, &interior,
+                 "Debug memory block at address p=0xADDR: API 'r'\n"
+                 "    10 bytes originally requested\n"
+                 "    The block was made by call #N to debug malloc/realloc and freed after "
+                 "call #N.\n"
+                 "    It is in the quarantine: malloc_usable_size was called on a block that "
+                 "was already freed.\n\n"
+                 "Fatal memshim error: memshim_debug_usable_size: malloc_usable_size of freed "
+                 "memory\n");
+    interior = 1;
+    expect_fatal(1 << 20, usable_size_of_bad, &interior,
+                 "Debug memory block at address p=0xADDR: not a block memshim handed out\n"
+                 "    p is 16 bytes inside the block at 0xADDR (10 bytes, made by call #N to "
+                 "debug malloc/realloc).\n\n"
+                 "Fatal memshim error: memshim_debug_usable_size: invalid malloc_usable_size "
+                 "of an interior pointer\n");
+}
+
 /* ---- writes after free -------------------------------------------------------------- */
 
 static void write_after_free(void *arg)

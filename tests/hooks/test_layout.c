@@ -125,10 +125,8 @@ Test(debug_layout, usable_size_is_the_requested_size)
         void *p = a.malloc(a.ctx, n);
         cr_assert_eq(a.usable_size(a.ctx, p), n);
         a.free(a.ctx, p);
-        cr_assert_eq(a.usable_size(a.ctx, p), 0, "a freed block has no usable size");
     }
-    int local;
-    cr_assert_eq(a.usable_size(a.ctx, &local), 0);
+    /* A freed or made-up pointer is reported (test_diag.c). */
 }
 
 Test(debug_layout, memalign_keeps_the_layout_in_front_of_an_aligned_p)

@@ -466,8 +466,10 @@ static void scan_other_threads(struct ms_leak_scan *s)
  * and within them the traced blocks themselves (scanned only when reachable) and the pages of
  * the shim's own allocator (heap_owns).
  * Read through process_vm_readv, so that a mapping another thread unmaps meanwhile is an
- * error, not a crash, and only resident pages (mincore), so that a huge untouched
- * reservation costs nothing.
+ * error, not a crash, and only pages the program touched, so that a huge untouched
+ * reservation costs nothing.  "Touched" is /proc/self/pagemap's present-or-swapped: mincore
+ * alone says "not resident" for a swapped-out page, whose pointers would then be missed and
+ * their blocks reported as leaks; it is the fallback where pagemap cannot be read.
  */
 enum { VMA_OTHER, VMA_ANON_RW, VMA_NONE };
 
@@ -475,6 +477,7 @@ struct ms_leak_vma {
     uintptr_t lo, hi;
     uint8_t kind;
     uint8_t dontdump;
+    uint8_t touched;                  /* smaps: some of it resident or swapped */
 };
 
 struct ms_leak_vmas {
@@ -483,7 +486,7 @@ struct ms_leak_vmas {
 };
 
 #define MS_LEAK_MAX_VMAS 65536 /* Linux's default vm.max_map_count is 65530 */
-#define MS_LEAK_CHUNK ((size_t)64 << 10)
+#define MS_LEAK_CHUNK ((size_t)2 << 20) /* one pagemap read: 512 entries, 4 KiB */
 
 static const char *skip_field(const char *p)
 {
@@ -511,29 +514,60 @@ static void add_vma(const char *line, void *arg)
         p = skip_field(skip_field(skip_field(skip_field(p)))); /* offset, dev, inode */
         bool named = *p != '\0';
         v->dontdump = 0;
+        v->touched = 0;
         if (strncmp(perms, "rw-p", 4) == 0 && !named)
             v->kind = VMA_ANON_RW;
         else if (strncmp(perms, "---p", 4) == 0)
             v->kind = VMA_NONE;
         else
             v->kind = VMA_OTHER;
+    } else if (m->n && (strncmp(line, "Rss:", 4) == 0 || strncmp(line, "Swap:", 5) == 0)) {
+        const char *p = skip_field(line);
+        if (*p != '0')
+            m->v[m->n - 1].touched = 1;
     } else if (m->n && strncmp(line, "VmFlags:", 8) == 0) {
         m->v[m->n - 1].dontdump = strstr(line, " dd") != NULL;
     }
 }
 
+#define PAGEMAP_PRESENT ((uint64_t)1 << 63)
+#define PAGEMAP_SWAPPED ((uint64_t)1 << 62)
 
-static void scan_mapping(struct ms_leak_scan *s, uintptr_t lo, uintptr_t hi, uintptr_t *buf)
+#define NO_PAGE_INFO (-2) /* pages not of 4 KiB: every one is read */
+
+/* touched[i] for the 4 KiB pages of [at, at + len) (at most a chunk): whether page i may
+ * hold something other than zeros.  pagemap_fd -1: mincore's answer, or all when that
+ * fails too. */
+static void touched_pages(int pagemap_fd, uintptr_t at, size_t len, unsigned char *touched,
+                          uint64_t *entry)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    unsigned char resident[MS_LEAK_CHUNK / 4096];
+    size_t pages = len / 4096;
+    if (pagemap_fd == NO_PAGE_INFO) {
+        memset(touched, 1, pages);
+        return;
+    }
+    if (pagemap_fd >= 0
+        && pread(pagemap_fd, entry, pages * sizeof *entry, (off_t)(at / 4096 * sizeof *entry))
+               == (ssize_t)(pages * sizeof *entry)) {
+        for (size_t i = 0; i < pages; i++)
+            touched[i] = (entry[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) != 0;
+        return;
+    }
+    if (mincore((void *)at, len, touched) != 0)
+        memset(touched, 1, pages);
+}
+
+/* buf: a page to read into, then room for a chunk's pagemap entries. */
+static void scan_mapping(struct ms_leak_scan *s, uintptr_t lo, uintptr_t hi, uintptr_t *buf,
+                         int pagemap_fd)
+{
+    unsigned char touched[MS_LEAK_CHUNK / 4096];
     for (uintptr_t at = lo; at < hi; at += MS_LEAK_CHUNK) {
         size_t len = hi - at < MS_LEAK_CHUNK ? hi - at : MS_LEAK_CHUNK;
-        if (page != 4096 || mincore((void *)at, len, resident) != 0)
-            memset(resident, 1, sizeof resident);
+        touched_pages(pagemap_fd, at, len, touched, (uint64_t *)(buf + 4096 / sizeof *buf));
         for (size_t off = 0; off < len; off += 4096) {
             uintptr_t pg = at + off;
-            if (!(resident[off / 4096] & 1) || (heap_owns && heap_owns((const void *)pg)))
+            if (!(touched[off / 4096] & 1) || (heap_owns && heap_owns((const void *)pg)))
                 continue;
             struct iovec local = { buf, 4096 }, remote = { (void *)pg, 4096 };
             if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != 4096)
@@ -554,24 +588,30 @@ static void scan_program_mappings(struct ms_leak_scan *s)
     struct ms_leak_vmas m = { .cap = MS_LEAK_MAX_VMAS };
     size_t bytes = m.cap * sizeof *m.v;
     m.v = ms_os_map(bytes);
-    uintptr_t *buf = ms_os_map(4096);
+    size_t buf_bytes = 4096 + MS_LEAK_CHUNK / 4096 * sizeof(uint64_t);
+    uintptr_t *buf = ms_os_map(buf_bytes);
+    int pagemap_fd = sysconf(_SC_PAGESIZE) != 4096
+                         ? NO_PAGE_INFO
+                         : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (m.v && buf) {
         each_line("/proc/self/smaps", add_vma, &m);
         for (size_t i = 0; i < m.n; i++) {
             const struct ms_leak_vma *v = &m.v[i];
-            if (v->kind != VMA_ANON_RW || v->dontdump)
+            if (v->kind != VMA_ANON_RW || v->dontdump || !v->touched)
                 continue;
             if ((i > 0 && m.v[i - 1].hi == v->lo && m.v[i - 1].kind == VMA_NONE)
                 || (i + 1 < m.n && m.v[i + 1].lo == v->hi && m.v[i + 1].kind == VMA_NONE))
                 continue;
-            scan_mapping(s, v->lo, v->hi, buf);
+            scan_mapping(s, v->lo, v->hi, buf, pagemap_fd);
         }
         drain(s);
     }
+    if (pagemap_fd >= 0)
+        close(pagemap_fd);
     if (m.v)
         ms_os_unmap(m.v, bytes);
     if (buf)
-        ms_os_unmap(buf, 4096);
+        ms_os_unmap(buf, buf_bytes);
 }
 
 /* ---- collecting and reporting ------------------------------------------------------ */

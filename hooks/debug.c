@@ -478,15 +478,23 @@ static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op
 }
 
 /* e has left the live table: fill it with DEADBYTE and park it, or hand it straight
- * back when there is no quarantine (or it is bigger than the whole budget). */
+ * back when there is no quarantine (or it is bigger than the whole budget), unfilled if
+ * lower unmaps it at once. */
 static void retire(const struct ms_livetab_entry *e)
 {
     uintptr_t head = ms_livetab_head(e);
     size_t extent = ms_livetab_end(e) - head;
     size_t budget = S.cfg.quarantine_bytes;
     uint64_t serial = ms_layout_get_be((const uint8_t *)e->p + ms_livetab_size(e) + MS_DEBUG_S);
+    bool queued = budget != 0 && extent <= budget;
+    const struct ms_allocator *lo = lower_of(ms_livetab_api(e));
+    if (!queued && S.cfg.lower_unmaps != NULL && lo == &S.cfg.lower
+        && S.cfg.lower_unmaps((const void *)ms_livetab_base(e))) {
+        lo->free(lo->ctx, (void *)ms_livetab_base(e));
+        return;
+    }
     memset((void *)head, MS_DEADBYTE, extent);
-    if (budget != 0 && extent <= budget) {
+    if (queued) {
         struct ms_quarantine_rec rec = {
             .e = *e, .serial = serial,
             .freed_after = atomic_load_explicit(&S.serial, memory_order_relaxed),
@@ -504,7 +512,6 @@ static void retire(const struct ms_livetab_entry *e)
             return;
         }
     }
-    const struct ms_allocator *lo = lower_of(ms_livetab_api(e));
     lo->free(lo->ctx, (void *)ms_livetab_base(e));
 }
 

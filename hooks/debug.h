@@ -77,6 +77,12 @@ struct ms_debug_config {
      * instead of reporting.  NULL: lower keeps no such header (or the shim cannot say). */
     bool (*lower_header_intact)(const void *base, size_t need);
     size_t lower_header_above;
+    /* Does giving this lower block back (base, one whose header passed lower_header_intact)
+     * return its pages to the OS at once?  Then a block too big for the quarantine is not
+     * filled with DEADBYTE on its way out: no pointer could read the fill, and for the
+     * buffers that get their own mapping it was a second pass over what may be gigabytes
+     * (GNU sort asks for an eighth of RAM and touches what it needs).  NULL: never. */
+    bool (*lower_unmaps)(const void *base);
     int fd;                           /* where diagnostics go (2) */
 };
 

@@ -69,6 +69,11 @@ bool ms_libc_chunk_plausible(const void *ptr, size_t need)
     return chunk >= need + 8 && chunk - need <= 64;
 }
 
+bool ms_libc_chunk_mapped(const void *ptr)
+{
+    return (((const size_t *)ptr)[-1] & 2) != 0;
+}
+
 /* What glibc's malloc_usable_size answers for a block in use (its musable: the chunk
  * size less the header, 16 bytes for a mapped chunk, 8 for one from a heap), read from the
  * size word alone.  glibc's own also reads the next chunk's header to see that the block

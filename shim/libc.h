@@ -29,6 +29,10 @@ struct ms_allocator ms_libc_allocator(void);
  * (malloc_usable_size, free) can crash. */
 bool ms_libc_chunk_plausible(const void *ptr, size_t need);
 
+/* Does free(ptr) give the block's pages straight back to the OS (a chunk glibc mapped on its
+ * own, IS_MMAPPED)?  For a block whose header ms_libc_chunk_plausible accepted. */
+bool ms_libc_chunk_mapped(const void *ptr);
+
 /* glibc's malloc_usable_size for a block in use that glibc handed out, read from its
  * chunk header alone, so that a damaged header cannot make it crash (0 then). */
 size_t ms_libc_usable_size(void *ctx, void *ptr);

@@ -102,6 +102,11 @@ static bool route_plausible(const void *base, size_t need)
     return ms_pymalloc_owns(base) || ms_libc_chunk_plausible(base, need);
 }
 
+static bool route_unmaps(const void *base)
+{
+    return !ms_pymalloc_owns(base) && ms_libc_chunk_mapped(base);
+}
+
 /* The modes that walk stacks load libunwind (unwind_lib.h).  If the dynamic loader is in
  * the middle of adding an object, the load waits for the constructor or a later capture. */
 static void load_unwinder(void)
@@ -155,6 +160,8 @@ static enum ms_route compose(void)
             dcfg.lower_header_intact = opt->base == MS_BASE_MALLOC ? ms_libc_chunk_plausible
                                                                    : route_plausible;
             dcfg.lower_header_above = opt->base == MS_BASE_MALLOC ? 0 : MS_SMALL_THRESHOLD;
+            dcfg.lower_unmaps = opt->base == MS_BASE_MALLOC ? ms_libc_chunk_mapped
+                                                            : route_unmaps;
         }
         ms_debug_init(&dcfg);
         ms_os_atfork(ms_loader_fork_prepare, ms_loader_fork_parent, ms_loader_fork_child);

@@ -30,6 +30,11 @@
  * that finds the block corrupt can still print where it was allocated.  A failed realloc
  * puts the trace back (the shard just lost an entry, so that cannot need more memory).
  *
+ * A block that a quarantine below keeps after its free keeps its tracebacks too: the
+ * free's own is captured and both go to freedtrace.h's ring, for the reports about freed
+ * blocks.  After the lower free, so that a double free found in it is reported with the
+ * first free's traceback, not its own.
+ *
  * Accounting (current/peak) happens under the shard lock; clear and stop take every lock.
  */
 #include "trace.h"
@@ -37,6 +42,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "freedtrace.h"
 #include "guard.h"
 #include "os.h"
 #include "solo.h"
@@ -485,6 +491,16 @@ static void *trace_memalign(void *ctx, size_t alignment, size_t size)
     return traced(lo, lo->memalign(lo->ctx, alignment, size), size);
 }
 
+/* p (allocated at alloc_tb, 0: unknown) was freed and may wait in a quarantine. */
+static void keep_freed(uintptr_t p, uint32_t alloc_tb)
+{
+    unsigned limit = __atomic_load_n(&trace_state.limit, __ATOMIC_RELAXED);
+    if (limit > MS_UNWIND_MAX_FRAMES)
+        limit = MS_UNWIND_MAX_FRAMES;
+    const struct ms_traceback *tb = ms_unwind_capture_traceback((int)limit);
+    ms_freedtrace_record(p, alloc_tb, tb != NULL ? tb->id : 0);
+}
+
 static void trace_free(void *ctx, void *p)
 {
     const struct ms_allocator *lo = ctx;
@@ -494,8 +510,10 @@ static void trace_free(void *ctx, void *p)
         lo->free(lo->ctx, p);
         return;
     }
-    trace_remove(0, (uintptr_t)p, &trace_pending);
+    int had = trace_remove(0, (uintptr_t)p, &trace_pending);
     lo->free(lo->ctx, p);
+    if (ms_freedtrace_enabled())
+        keep_freed((uintptr_t)p, had ? trace_pending.tb : 0);
     trace_pending.addr = 0;
 }
 
@@ -515,6 +533,8 @@ static void *trace_realloc(void *ctx, void *p, size_t size)
             trace_insert(0, old.addr, old.size, old.tb, 1);
         return NULL;
     }
+    if (q != p && ms_freedtrace_enabled())
+        keep_freed((uintptr_t)p, had ? old.tb : 0);
     /* The old block is gone, so the call cannot fail any more: if the new trace cannot be
      * recorded the block stays untraced (CPython aborts here; a tool must not). */
     trace_add(0, (uintptr_t)q, size);
@@ -712,6 +732,28 @@ void ms_trace_print_block_traceback(struct ms_out *o, const void *p)
     ms_out_char(o, '\n');
 }
 
+void ms_trace_print_freed_tracebacks(struct ms_out *o, const void *p)
+{
+    uint32_t alloc_id, free_id;
+    if (!ms_freedtrace_find((uintptr_t)p, &alloc_id, &free_id)) {
+        ms_out_str(o, "The tracebacks of this freed block were not kept (it was freed before "
+                      "tracing started,\nor too long ago).\n\n");
+        return;
+    }
+    const struct ms_traceback *tb = ms_traceback_get(alloc_id);
+    if (tb != NULL) {
+        ms_out_str(o, "Memory block allocated at (most recent call first):\n");
+        ms_trace_print_traceback(o, tb, 1);
+        ms_out_char(o, '\n');
+    }
+    tb = ms_traceback_get(free_id);
+    if (tb != NULL) {
+        ms_out_str(o, "Memory block freed at (most recent call first):\n");
+        ms_trace_print_traceback(o, tb, 1);
+        ms_out_char(o, '\n');
+    }
+}
+
 /* ---- fork ----------------------------------------------------------------------------- */
 
 void ms_trace_fork_prepare(void)
@@ -731,6 +773,7 @@ void ms_trace_fork_child(void)
     ms_traceback_fork_child();
     ms_symbol_fork_child();
     ms_timeline_fork_child();
+    ms_freedtrace_fork_child();
     pthread_mutex_init(&trace_state.other_lock, NULL);
     for (unsigned i = 0; i < MS_TRACE_SHARDS; i++)
         ms_spin_init(&trace_state.shards[i].lock);

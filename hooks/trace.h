@@ -72,6 +72,11 @@ void ms_trace_foreach(void (*fn)(void *arg, unsigned domain, uintptr_t ptr, size
  * the layer has already taken out of the table. */
 void ms_trace_print_block_traceback(struct ms_out *o, const void *p);
 
+/* The debug dump's part for a freed block p: "Memory block allocated at" and "Memory block
+ * freed at", each with its frames and an empty line, from freedtrace.h's ring; or one line
+ * saying they were not kept. */
+void ms_trace_print_freed_tracebacks(struct ms_out *o, const void *p);
+
 /* Prints a traceback's frames (most recent first, the C library's start-up frames at the
  * bottom left out) in the dump's form. */
 void ms_trace_print_traceback(struct ms_out *o, const struct ms_traceback *tb, int fatal);

@@ -3,7 +3,7 @@
  * The trace layer over a fake lower allocator (libc underneath, with counters and injected
  * failures): interning, the address table with many blocks and threads, current/peak,
  * track/untrack codes, failure to record a trace, realloc, start/stop with older blocks,
- * and the debug dump's traceback text.
+ * the debug dump's traceback text, and the freed blocks' tracebacks.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "freedtrace.h"
 #include "os.h"
 #include "symbolize.h"
 #include "trace.h"
@@ -453,6 +454,69 @@ Test(trace, block_traceback_without_tracing, .init = setup)
     ms_trace_print_block_traceback(&o, &o);
     cr_assert_str_eq(collected(&o),
                      "Enable MEMSHIM_TRACEMALLOC to get the memory block allocation traceback\n\n");
+}
+
+/* ---- freed blocks' tracebacks (freedtrace.h) ------------------------------------------- */
+
+static int release_buffer_line;
+
+static __attribute__((noinline)) void release_buffer(void *p)
+{
+    release_buffer_line = __LINE__ + 1;
+    layer.free(layer.ctx, p);
+}
+
+Test(trace, freed_block_tracebacks_text, .init = setup)
+{
+    ms_freedtrace_configure(64);
+    ms_trace_start(1);
+    void *p = caller();
+    release_buffer(p);
+    struct ms_out o;
+    ms_out_init(&o, -1);
+    ms_trace_print_freed_tracebacks(&o, p);
+    char expect[512];
+    snprintf(expect, sizeof expect,
+             "Memory block allocated at (most recent call first):\n"
+             "  File \"%s\", line %d, in make_buffer\n\n"
+             "Memory block freed at (most recent call first):\n"
+             "  File \"%s\", line %d, in release_buffer\n\n",
+             __FILE__, make_buffer_line, __FILE__, release_buffer_line);
+    cr_assert_str_eq(collected(&o), expect);
+
+    /* An address never freed while tracing. */
+    char local;
+    ms_out_init(&o, -1);
+    ms_trace_print_freed_tracebacks(&o, &local);
+    cr_assert_str_eq(collected(&o),
+                     "The tracebacks of this freed block were not kept (it was freed before "
+                     "tracing started,\nor too long ago).\n\n");
+}
+
+Test(trace, freed_ring_keeps_the_newest_records)
+{
+    ms_freedtrace_configure(4);
+    cr_assert(ms_freedtrace_enabled());
+    for (uintptr_t a = 1; a <= 5; a++)
+        ms_freedtrace_record(a * 16, (uint32_t)a, (uint32_t)(a + 100));
+    uint32_t alloc_tb, free_tb;
+    cr_assert_not(ms_freedtrace_find(16, &alloc_tb, &free_tb), "the oldest was overwritten");
+    cr_assert(ms_freedtrace_find(32, &alloc_tb, &free_tb));
+    cr_assert_eq(alloc_tb, 2);
+    cr_assert_eq(free_tb, 102);
+    /* The same address freed again (a newer block there): the newest record wins. */
+    ms_freedtrace_record(48, 7, 8);
+    cr_assert(ms_freedtrace_find(48, &alloc_tb, &free_tb));
+    cr_assert_eq(alloc_tb, 7);
+    cr_assert_eq(free_tb, 8);
+}
+
+Test(trace, freed_ring_off_records_nothing)
+{
+    cr_assert_not(ms_freedtrace_enabled());
+    ms_freedtrace_record(16, 1, 2);
+    uint32_t alloc_tb, free_tb;
+    cr_assert_not(ms_freedtrace_find(16, &alloc_tb, &free_tb));
 }
 
 Test(trace, startup_frames_are_hidden, .init = setup)

@@ -62,6 +62,10 @@ struct ms_debug_config {
      * line (or nothing for a block made before tracing started) and return true.
      * NULL: tracing is never on. */
     bool (*print_alloc_traceback)(struct ms_out *o, const void *p);
+    /* The same for a freed block p: when tracing, where it was allocated and where it was
+     * freed (or why that is not known), and true; false prints the hint instead.  NULL:
+     * tracing is never on. */
+    bool (*print_freed_tracebacks)(struct ms_out *o, const void *p);
     /* Printed after an empty line that follows the fatal line: "Current thread 0x...
      * (most recent call first):" and the frames.  NULL: nothing. */
     void (*print_current_backtrace)(struct ms_out *o);

@@ -191,13 +191,28 @@ static void dump_live(struct ms_out *o, const struct ms_livetab_entry *e, bool l
     ms_out_char(o, '\n');
 }
 
+/* The dump's traceback part: cb's text when tracing is on, else the hint. */
+static void traceback_part(struct ms_out *o, bool (*cb)(struct ms_out *o, const void *p),
+                           const void *p, const char *hint)
+{
+    ms_out_flush(o); /* see finish() */
+    if (cb == NULL || !cb(o, p))
+        ms_out_str(o, hint);
+}
+
 static void alloc_traceback(struct ms_out *o, const struct ms_debug_config *cfg,
                             const void *p)
 {
-    ms_out_flush(o); /* see finish() */
-    if (cfg->print_alloc_traceback == NULL || !cfg->print_alloc_traceback(o, p))
-        ms_out_str(o, "Enable MEMSHIM_TRACEMALLOC to get the memory block allocation "
-                      "traceback\n\n");
+    traceback_part(o, cfg->print_alloc_traceback, p,
+                   "Enable MEMSHIM_TRACEMALLOC to get the memory block allocation traceback\n\n");
+}
+
+static void freed_tracebacks(struct ms_out *o, const struct ms_debug_config *cfg,
+                             const void *p)
+{
+    traceback_part(o, cfg->print_freed_tracebacks, p,
+                   "Enable MEMSHIM_TRACEMALLOC to get the memory block allocation and free "
+                   "tracebacks\n\n");
 }
 
 /* "p+3" / "p-5": where a byte sits relative to the program's pointer. */
@@ -304,6 +319,7 @@ void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op
     ms_out_str(&o, ", not DEADBYTE (0xdd).\n");
     data_line(&o, (const uint8_t *)e->p, ms_livetab_size(e));
     ms_out_char(&o, '\n');
+    freed_tracebacks(&o, cfg, (const void *)e->p);
     ran_over_part(&o, cfg, ran_over);
     finish(&o, cfg, op, "write to freed memory", NULL);
 }
@@ -341,6 +357,7 @@ void ms_diag_freed_lower_header(const struct ms_debug_config *cfg, enum ms_diag_
     begin(&o, cfg);
     freed_heading(&o, r);
     lower_header_line(&o, &r->e);
+    freed_tracebacks(&o, cfg, (const void *)r->e.p);
     ran_over_part(&o, cfg, ran_over);
     finish(&o, cfg, op, "bad C library chunk header", NULL);
 }
@@ -360,6 +377,7 @@ void ms_diag_double_free(const struct ms_debug_config *cfg, enum ms_diag_op op,
         ms_out_str(&o, "malloc_usable_size was called on a block that was already freed.\n\n");
     else
         ms_out_str(&o, "this is its second free.\n\n");
+    freed_tracebacks(&o, cfg, (const void *)r->e.p);
     finish(&o, cfg, op, op == MS_DIAG_REALLOC       ? "realloc of freed memory"
                         : op == MS_DIAG_USABLE_SIZE ? "malloc_usable_size of freed memory"
                                                     : "double free",
@@ -416,6 +434,10 @@ void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op 
         break;
     }
     ms_out_char(&o, '\n');
+    if (kind == MS_DIAG_INVALID_INTERIOR && where->freed)
+        freed_tracebacks(&o, cfg, (const void *)where->container->p);
+    else if (kind == MS_DIAG_INVALID_INTERIOR)
+        alloc_traceback(&o, cfg, (const void *)where->container->p);
     finish(&o, cfg, op, op == MS_DIAG_REALLOC       ? "invalid realloc of "
                         : op == MS_DIAG_USABLE_SIZE ? "invalid malloc_usable_size of "
                                                     : "invalid free of ",

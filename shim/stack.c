@@ -19,6 +19,7 @@
 
 #include "debug.h"
 #include "finish.h"
+#include "freedtrace.h"
 #include "leak.h"
 #include "libc.h"
 #include "loader.h"
@@ -55,6 +56,14 @@ static bool print_alloc_traceback(struct ms_out *o, const void *p)
     return true;
 }
 
+static bool print_freed_tracebacks(struct ms_out *o, const void *p)
+{
+    if (!ms_trace_is_tracing())
+        return false;
+    ms_trace_print_freed_tracebacks(o, p);
+    return true;
+}
+
 void ms_shim_debug_config(struct ms_debug_config *cfg, struct ms_allocator lower)
 {
     const struct ms_options *opt = &ms_shim.options;
@@ -65,6 +74,7 @@ void ms_shim_debug_config(struct ms_debug_config *cfg, struct ms_allocator lower
         .break_serialno = opt->break_serialno,
         .on_break = memshim_break_serialno,
         .print_alloc_traceback = print_alloc_traceback,
+        .print_freed_tracebacks = print_freed_tracebacks,
         .print_current_backtrace = ms_unwind_print_current,
         /* Start-up's blocks never reach the layer (route.c); the loader's may. */
         .foreign_size = ms_loader_block_size,
@@ -164,6 +174,10 @@ static enum ms_route compose(void)
                                                             : route_unmaps;
         }
         ms_debug_init(&dcfg);
+        /* Tracebacks of freed blocks for as long as the quarantine may hold them (a record
+         * charges at least 64 bytes of the budget) and the double-free history after. */
+        if (opt->quarantine != 0)
+            ms_freedtrace_configure(opt->quarantine / 64 + 20480);
         ms_os_atfork(ms_loader_fork_prepare, ms_loader_fork_parent, ms_loader_fork_child);
         ms_shim.debug_in_stack = true;
         for (int i = 0; i < MS_API_COUNT; i++)

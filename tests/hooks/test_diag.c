@@ -16,6 +16,8 @@
 #include "helpers.h"
 
 #define TRACE_OFF "Enable MEMSHIM_TRACEMALLOC to get the memory block allocation traceback\n\n"
+#define FREED_TRACE_OFF                                                                   \
+    "Enable MEMSHIM_TRACEMALLOC to get the memory block allocation and free tracebacks\n\n"
 #define OK_LEAD "    The 7 pad bytes at p-7 are FORBIDDENBYTE, as expected.\n"
 #define OK_TAIL "    The 8 pad bytes at tail=0xADDR are FORBIDDENBYTE, as expected.\n"
 #define MADE "    The block was made by call #N to debug malloc/realloc.\n"
@@ -275,7 +277,7 @@ Test(debug_diag, double_free_before_and_after_reuse)
         "Debug memory block at address p=0xADDR: API 'r'\n"
         "    10 bytes originally requested\n"
         "    The block was made by call #N to debug malloc/realloc and freed after call #N.\n"
-        "    It is in the quarantine: this is its second free.\n\n"
+        "    It is in the quarantine: this is its second free.\n\n" FREED_TRACE_OFF
         "Fatal memshim error: memshim_debug_free: double free\n";
     int reuse = 0;
     expect_fatal(1 << 20, double_free, &reuse, text);
@@ -288,7 +290,7 @@ Test(debug_diag, double_free_before_and_after_reuse)
                  "    The block was made by call #N to debug malloc/realloc and freed after "
                  "call #N.\n"
                  "    It is in the quarantine: realloc was called on a block that was already "
-                 "freed.\n\n"
+                 "freed.\n\n" FREED_TRACE_OFF
                  "Fatal memshim error: memshim_debug_realloc: realloc of freed memory\n");
 }
 
@@ -298,7 +300,7 @@ Test(debug_diag, double_free_before_and_after_reuse)
     "    10 bytes originally requested\n"                                                   \
     "    The block was made by call #N to debug malloc/realloc and freed after call #N.\n" \
     "    It has left the quarantine (its memory may be in use again): this is its second "  \
-    "free.\n\n"                                                                             \
+    "free.\n\n" FREED_TRACE_OFF                                                             \
     "Fatal memshim error: memshim_debug_free: double free\n"
 
 static void double_free_after_quarantine(void *arg)
@@ -350,7 +352,7 @@ Test(debug_diag, double_free_is_recognised_when_its_record_is_segments_back)
                  "    10 bytes originally requested\n"
                  "    The block was made by call #N to debug malloc/realloc and freed after "
                  "call #N.\n"
-                 "    It is in the quarantine: this is its second free.\n\n"
+                 "    It is in the quarantine: this is its second free.\n\n" FREED_TRACE_OFF
                  "Fatal memshim error: memshim_debug_free: double free\n");
 }
 
@@ -409,7 +411,7 @@ Test(debug_diag, invalid_free_of_each_kind)
         NULL, /* global: the module path varies, checked below */
         "Debug memory block at address p=0xADDR: not a block memshim handed out\n"
         "    p is 4 bytes inside the block at 0xADDR (10 bytes, made by call #N to debug "
-        "malloc/realloc).\n\n"
+        "malloc/realloc).\n\n" TRACE_OFF
         "Fatal memshim error: memshim_debug_free: invalid free of an interior pointer\n",
         "Debug memory block at address p=0xADDR: not a block memshim handed out\n"
         "    p is not aligned to 16 bytes: memshim never hands out such an address.\n\n"
@@ -420,12 +422,12 @@ Test(debug_diag, invalid_free_of_each_kind)
         "Fatal memshim error: memshim_debug_free: invalid free of an unknown pointer\n",
         "Debug memory block at address p=0xADDR: not a block memshim handed out\n"
         "    p is 8 bytes in front of the block at 0xADDR (10 bytes, made by call #N to "
-        "debug malloc/realloc).\n\n"
+        "debug malloc/realloc).\n\n" TRACE_OFF
         "Fatal memshim error: memshim_debug_realloc: invalid realloc of an interior "
         "pointer\n",
         "Debug memory block at address p=0xADDR: not a block memshim handed out\n"
         "    p is 16 bytes inside the freed block at 0xADDR (10 bytes, made by call #N to "
-        "debug malloc/realloc).\n\n"
+        "debug malloc/realloc).\n\n" FREED_TRACE_OFF
         "Fatal memshim error: memshim_debug_free: invalid free of an interior pointer\n",
     };
     for (int kind = 0; kind < 7; kind++) {
@@ -470,14 +472,14 @@ Test(debug_diag, usable_size_of_freed_or_interior_pointer)
                  "    The block was made by call #N to debug malloc/realloc and freed after "
                  "call #N.\n"
                  "    It is in the quarantine: malloc_usable_size was called on a block that "
-                 "was already freed.\n\n"
+                 "was already freed.\n\n" FREED_TRACE_OFF
                  "Fatal memshim error: memshim_debug_usable_size: malloc_usable_size of freed "
                  "memory\n");
     interior = 1;
     expect_fatal(1 << 20, usable_size_of_bad, &interior,
                  "Debug memory block at address p=0xADDR: not a block memshim handed out\n"
                  "    p is 16 bytes inside the block at 0xADDR (10 bytes, made by call #N to "
-                 "debug malloc/realloc).\n\n"
+                 "debug malloc/realloc).\n\n" TRACE_OFF
                  "Fatal memshim error: memshim_debug_usable_size: invalid malloc_usable_size "
                  "of an interior pointer\n");
 }
@@ -507,7 +509,7 @@ Test(debug_diag, write_after_free_found_when_leaving_quarantine_and_at_exit)
         "    The block was made by call #N to debug malloc/realloc and freed after call #N.\n"
         "    It was written to after it was freed: the byte at p+3 is 0x41, not DEADBYTE "
         "(0xdd).\n"
-        "    Data at p: dd dd dd 41 dd dd dd dd ... dd dd dd dd dd dd dd dd\n\n"
+        "    Data at p: dd dd dd 41 dd dd dd dd ... dd dd dd dd dd dd dd dd\n\n" FREED_TRACE_OFF
         "Fatal memshim error: ";
     int at_exit = 0;
     snprintf(want, sizeof want, "%smemshim_debug_free: write to freed memory\n", body);
@@ -541,6 +543,7 @@ Test(debug_diag, write_through_the_pointer_a_realloc_moved_away_from)
                  "    It was written to after it was freed: the byte at p+3 is 0x41, not "
                  "DEADBYTE (0xdd).\n"
                  "    Data at p: dd dd dd 41 dd dd dd dd ... dd dd dd dd dd dd dd dd\n\n"
+                 FREED_TRACE_OFF
                  "Fatal memshim error: memshim_debug_at_exit: write to freed memory\n");
 }
 
@@ -563,7 +566,7 @@ Test(debug_diag, write_after_free_in_the_header)
                  "call #N.\n"
                  "    It was written to after it was freed: the byte at p-5 is 0x00, not "
                  "DEADBYTE (0xdd).\n"
-                 "    Data at p: dd dd dd dd\n\n"
+                 "    Data at p: dd dd dd dd\n\n" FREED_TRACE_OFF
                  "Fatal memshim error: memshim_debug_check_heap: write to freed memory\n");
 }
 

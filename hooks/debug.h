@@ -123,7 +123,9 @@ void ms_debug_check_sized_delete(char api_id, const void *p, size_t n);
 /* Is p a live block of this layer (decided by address)? */
 bool ms_debug_owns(const void *p);
 
-/* The serial counter: the number of malloc-like and realloc-like calls so far. */
+/* The latest serial number: the number of malloc-like and realloc-like calls so far while
+ * the process has one thread; with more, this thread's latest (they take numbers from the
+ * counter in batches). */
 uint64_t ms_debug_serialno(void);
 
 struct ms_debug_stats {

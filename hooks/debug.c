@@ -77,10 +77,10 @@ static inline const struct ms_allocator *lower_of(char api)
 
 /* Serial numbers come from the process-wide counter one at a time while the process has
  * one thread, and in batches of SERIAL_BATCH per thread once it has more: one shared atomic
- * add per malloc made two threads churning privately bounce its cache line, 29% of their
- * time (perf, tests/bench/churn 5M 2) and slower together than one thread alone.  Numbers
- * stay unique; across threads they follow the order in which batches were taken, and a
- * thread that exits leaves the rest of its batch unused (CPython's counter has the GIL). */
+ * add per malloc bounced the counter's cache line between two threads churning privately
+ * (tests/bench/churn 5000000 2 under debug: 1.94 s, 1.70 s with batches).  Numbers stay
+ * unique; across threads they follow the order in which batches were taken, and a thread
+ * that exits leaves the rest of its batch unused (CPython's counter has the GIL). */
 #define SERIAL_BATCH 64
 
 static _Thread_local struct serial_batch {

@@ -507,42 +507,49 @@ static void release(const struct ms_quarantine_rec *v, size_t n, enum ms_diag_op
     }
 }
 
-/* e has left the live table: fill it with DEADBYTE and park it, or hand it straight
- * back when there is no quarantine (or it is bigger than the whole budget), unfilled if
+/* e goes straight back to lower: there is no quarantine, e is bigger than its whole budget,
+ * or the queue could not grow.  Filled with DEADBYTE first (filled: done already), unless
  * lower unmaps it at once. */
+static __attribute__((noinline)) void hand_back(const struct ms_livetab_entry *e, bool filled)
+{
+    const struct ms_allocator *lo = lower_of(ms_livetab_api(e));
+    void *base = (void *)ms_livetab_base(e);
+    bool unmapped = S.cfg.lower_unmaps != NULL && lo == &S.cfg.lower && S.cfg.lower_unmaps(base);
+    if (!filled && !unmapped) {
+        uintptr_t head = ms_livetab_head(e);
+        memset((void *)head, MS_DEADBYTE, ms_livetab_end(e) - head);
+    }
+    lo->free(lo->ctx, base);
+}
+
+/* e has left the live table: fill it with DEADBYTE and park it in the quarantine. */
 static void retire(const struct ms_livetab_entry *e)
 {
     uintptr_t head = ms_livetab_head(e);
     size_t extent = ms_livetab_end(e) - head;
     size_t budget = S.cfg.quarantine_bytes;
-    uint64_t serial = ms_layout_get_be((const uint8_t *)e->p + ms_livetab_size(e) + MS_DEBUG_S);
-    bool queued = budget != 0 && extent <= budget;
-    const struct ms_allocator *lo = lower_of(ms_livetab_api(e));
-    if (!queued && S.cfg.lower_unmaps != NULL && lo == &S.cfg.lower
-        && S.cfg.lower_unmaps((const void *)ms_livetab_base(e))) {
-        lo->free(lo->ctx, (void *)ms_livetab_base(e));
+    if (budget == 0 || extent > budget) {
+        hand_back(e, false);
         return;
     }
+    uint64_t serial = ms_layout_get_be((const uint8_t *)e->p + ms_livetab_size(e) + MS_DEBUG_S);
     memset((void *)head, MS_DEADBYTE, extent);
-    if (queued) {
-        struct ms_quarantine_rec rec = {
-            .e = *e, .serial = serial,
-            .freed_after = latest_serial(),
-        };
-        struct ms_quarantine_rec victims[VICTIM_BATCH];
-        size_t n = ms_quarantine_push(&rec, victims, VICTIM_BATCH);
-        if (n != SIZE_MAX) {
-            if (n == 0)                /* most frees: nothing over budget yet */
-                return;
-            release(victims, n, MS_DIAG_FREE);
-            while (n == VICTIM_BATCH) {
-                n = ms_quarantine_evict(victims, VICTIM_BATCH);
-                release(victims, n, MS_DIAG_FREE);
-            }
-            return;
-        }
+    struct ms_quarantine_rec rec = {
+        .e = *e, .serial = serial, .freed_after = latest_serial(),
+    };
+    struct ms_quarantine_rec victims[VICTIM_BATCH];
+    size_t n = ms_quarantine_push(&rec, victims, VICTIM_BATCH);
+    if (n == SIZE_MAX) {
+        hand_back(e, true);
+        return;
     }
-    lo->free(lo->ctx, (void *)ms_livetab_base(e));
+    if (n == 0)                        /* most frees: nothing over budget yet */
+        return;
+    release(victims, n, MS_DIAG_FREE);
+    while (n == VICTIM_BATCH) {
+        n = ms_quarantine_evict(victims, VICTIM_BATCH);
+        release(victims, n, MS_DIAG_FREE);
+    }
 }
 
 static void debug_free(void *ctx, void *ptr)

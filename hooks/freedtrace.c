@@ -14,11 +14,11 @@ struct freed_rec {
 };
 
 static struct freedtrace_state {
+    bool on;                 /* configured, and the ring could be had: one load per free */
     struct ms_spin lock;
     struct freed_rec *ring;  /* NULL until the first record */
-    size_t cap;              /* entries; 0: off */
+    size_t cap;              /* entries */
     size_t next;             /* where the next record goes */
-    bool failed;             /* the ring could not be mapped: off for good */
 } F = {
     .lock = MS_SPIN_INIT,
 };
@@ -26,25 +26,26 @@ static struct freedtrace_state {
 void ms_freedtrace_configure(size_t entries)
 {
     ms_spin_lock(&F.lock);
-    if (F.ring == NULL)
+    if (F.ring == NULL) {
         F.cap = entries;
+        __atomic_store_n(&F.on, entries != 0, __ATOMIC_RELAXED);
+    }
     ms_spin_unlock(&F.lock);
 }
 
 bool ms_freedtrace_enabled(void)
 {
-    return __atomic_load_n(&F.cap, __ATOMIC_RELAXED) != 0
-           && !__atomic_load_n(&F.failed, __ATOMIC_RELAXED);
+    return __atomic_load_n(&F.on, __ATOMIC_RELAXED);
 }
 
 void ms_freedtrace_record(uintptr_t addr, uint32_t alloc_tb, uint32_t free_tb)
 {
     ms_spin_lock(&F.lock);
-    if (F.ring == NULL && F.cap != 0 && !F.failed) {
+    if (F.ring == NULL && F.on) {
         /* Pages are touched as the ring fills: a short run pays for what it freed. */
         F.ring = ms_os_map(F.cap * sizeof *F.ring);
         if (F.ring == NULL)
-            __atomic_store_n(&F.failed, true, __ATOMIC_RELAXED);
+            __atomic_store_n(&F.on, false, __ATOMIC_RELAXED); /* off for good */
     }
     if (F.ring != NULL) {
         F.ring[F.next] = (struct freed_rec){ addr, alloc_tb, free_tb };

@@ -713,6 +713,17 @@ void ms_trace_foreach(void (*fn)(void *arg, unsigned domain, uintptr_t ptr, size
 
 /* ---- the debug dump's part -------------------------------------------------------------- */
 
+/* "<title> (most recent call first):", tb's frames and an empty line; nothing for NULL. */
+static void titled_traceback(struct ms_out *o, const char *title, const struct ms_traceback *tb)
+{
+    if (tb == NULL)
+        return;
+    ms_out_str(o, title);
+    ms_out_str(o, " (most recent call first):\n");
+    ms_trace_print_traceback(o, tb, 1);
+    ms_out_char(o, '\n');
+}
+
 void ms_trace_print_block_traceback(struct ms_out *o, const void *p)
 {
     if (!tracing()) {
@@ -725,11 +736,7 @@ void ms_trace_print_block_traceback(struct ms_out *o, const void *p)
         tb = ms_traceback_get(trace_pending.tb);
     else if (ms_trace_get(0, (uintptr_t)p, &size, &tb) < 0)
         return;
-    if (tb == NULL)
-        return;
-    ms_out_str(o, "Memory block allocated at (most recent call first):\n");
-    ms_trace_print_traceback(o, tb, 1);
-    ms_out_char(o, '\n');
+    titled_traceback(o, "Memory block allocated at", tb);
 }
 
 void ms_trace_print_freed_tracebacks(struct ms_out *o, const void *p)
@@ -740,18 +747,8 @@ void ms_trace_print_freed_tracebacks(struct ms_out *o, const void *p)
                       "tracing started,\nor too long ago).\n\n");
         return;
     }
-    const struct ms_traceback *tb = ms_traceback_get(alloc_id);
-    if (tb != NULL) {
-        ms_out_str(o, "Memory block allocated at (most recent call first):\n");
-        ms_trace_print_traceback(o, tb, 1);
-        ms_out_char(o, '\n');
-    }
-    tb = ms_traceback_get(free_id);
-    if (tb != NULL) {
-        ms_out_str(o, "Memory block freed at (most recent call first):\n");
-        ms_trace_print_traceback(o, tb, 1);
-        ms_out_char(o, '\n');
-    }
+    titled_traceback(o, "Memory block allocated at", ms_traceback_get(alloc_id));
+    titled_traceback(o, "Memory block freed at", ms_traceback_get(free_id));
 }
 
 /* ---- fork ----------------------------------------------------------------------------- */

@@ -812,7 +812,11 @@ struct ms_allocator ms_debug_allocator(char api_id)
 void ms_debug_check_sized_delete(char api_id, const void *p, size_t n)
 {
     struct ms_livetab_entry e;
-    if (p == NULL || !lookup((uintptr_t)p, &e) || ms_livetab_api(&e) != api_id
+    /* Most C++ deletes are sized: the common case is the bit and the size field (ours to
+     * read once the bit is set), without lookup()'s clamp to the lower block. */
+    if (p == NULL || (ms_blockmap_test((uintptr_t)p) && ms_layout_size(p) == n))
+        return;
+    if (!lookup((uintptr_t)p, &e) || ms_livetab_api(&e) != api_id
         || ms_livetab_size(&e) == n)
         return;
     if (check_block(&e, api_id) != MS_DIAG_OK)

@@ -824,6 +824,11 @@ void ms_debug_check_sized_delete(char api_id, const void *p, size_t n)
     ms_diag_sized_delete(&S.cfg, &e, n);
 }
 
+void ms_debug_crash_report(int sig, const void *si, const void *uctx)
+{
+    ms_diag_crash(&S.cfg, sig, si, uctx);
+}
+
 bool ms_debug_owns(const void *p)
 {
     struct ms_livetab_entry e;

@@ -69,6 +69,9 @@ struct ms_debug_config {
     /* Printed after an empty line that follows the fatal line: "Current thread 0x...
      * (most recent call first):" and the frames.  NULL: nothing. */
     void (*print_current_backtrace)(struct ms_out *o);
+    /* The same heading and frames for a crash, from the frame of the crashing instruction
+     * at pc on (the frames of the signal handler left out; pc 0: all).  NULL: nothing. */
+    void (*print_backtrace_from)(struct ms_out *o, uintptr_t pc);
     /* Pointers the layer never made but that may legitimately reach it (blocks the shim
      * handed out before the stack was composed).  foreign_size returns the usable size
      * of such a block, or 0 if p is not one; foreign_free releases it.  NULL: none. */
@@ -119,6 +122,11 @@ void ms_debug_flush_quarantine(void);
  * object is deleted through a pointer to a type of another size).  Anything else is left
  * to the free that follows. */
 void ms_debug_check_sized_delete(char api_id, const void *p, size_t n);
+
+/* From a SIGSEGV or SIGBUS handler (its three arguments): say what the crash suggests
+ * (the fill pattern a register holds, the address) and where it happened; then return, so
+ * that the signal kills the process. */
+void ms_debug_crash_report(int sig, const void *si, const void *uctx);
 
 /* Is p a live block of this layer (decided by address)? */
 bool ms_debug_owns(const void *p);

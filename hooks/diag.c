@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "debug_layout.h"
 
 static struct diag_state {
@@ -442,4 +443,25 @@ void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op 
                         : op == MS_DIAG_USABLE_SIZE ? "invalid malloc_usable_size of "
                                                     : "invalid free of ",
            what);
+}
+
+void ms_diag_crash(const struct ms_debug_config *cfg, int sig, const siginfo_t *si,
+                   const void *uctx)
+{
+    struct ms_out o;
+    begin(&o, cfg);
+    uintptr_t pc = ms_crash_describe(&o, sig, si, uctx);
+    ms_out_str(&o, "\nFatal memshim error: ");
+    ms_out_str(&o, ms_crash_signal_name(sig));
+    ms_out_char(&o, '\n');
+    if (cfg->print_backtrace_from) {
+        ms_out_char(&o, '\n');
+        ms_out_flush(&o);
+        cfg->print_backtrace_from(&o, pc);
+    }
+    ms_out_flush(&o);
+    /* The caller lets the process die of the signal; should the access not fault again
+     * (another thread mapped the page meanwhile), later reports must not wait for this one. */
+    diag_depth--;
+    atomic_store(&D.reporting, 0);
 }

@@ -12,6 +12,7 @@
 #ifndef MS_DIAG_H
 #define MS_DIAG_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,5 +104,11 @@ struct ms_diag_where {
 _Noreturn void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op op,
                                        const void *p, enum ms_diag_invalid kind,
                                        const struct ms_diag_where *where);
+
+/* The program is dying of SIGSEGV or SIGBUS (from the signal handler, info si, context
+ * uctx): the crash's facts (crash.h), "Fatal memshim error: Segmentation fault" and the
+ * backtrace from the crashing instruction.  Returns: the caller lets the signal kill. */
+void ms_diag_crash(const struct ms_debug_config *cfg, int sig, const siginfo_t *si,
+                   const void *uctx);
 
 #endif

@@ -462,7 +462,7 @@ static void scan_other_threads(struct ms_leak_scan *s)
  *   - memshim's own (MADV_DONTDUMP, "dd" in smaps: its tables hold every block's address),
  *   - those next to an inaccessible mapping (thread stacks above their guard page, whose
  *     dead part is stale; glibc's heaps in front of their reserve, whose free chunks are
- *     stale; other reservations),
+ *     stale; other reservations), memshim's own guard pages excepted,
  * and within them the traced blocks themselves (scanned only when reachable) and the pages of
  * the shim's own allocator (heap_owns).
  * Read through process_vm_readv, so that a mapping another thread unmaps meanwhile is an
@@ -528,6 +528,14 @@ static void add_vma(const char *line, void *arg)
     } else if (m->n && strncmp(line, "VmFlags:", 8) == 0) {
         m->v[m->n - 1].dontdump = strstr(line, " dd") != NULL;
     }
+}
+
+/* An inaccessible mapping that tells its neighbour is a stack or a heap (see above).  Not
+ * memshim's own guard pages (the crash report's alternate stack has one): "dd" like the
+ * rest of memshim's mappings, and a program mapping that lands next to one is no stack. */
+static bool is_reserve(const struct ms_leak_vma *v)
+{
+    return v->kind == VMA_NONE && !v->dontdump;
 }
 
 #define PAGEMAP_PRESENT ((uint64_t)1 << 63)
@@ -599,8 +607,8 @@ static void scan_program_mappings(struct ms_leak_scan *s)
             const struct ms_leak_vma *v = &m.v[i];
             if (v->kind != VMA_ANON_RW || v->dontdump || !v->touched)
                 continue;
-            if ((i > 0 && m.v[i - 1].hi == v->lo && m.v[i - 1].kind == VMA_NONE)
-                || (i + 1 < m.n && m.v[i + 1].lo == v->hi && m.v[i + 1].kind == VMA_NONE))
+            if ((i > 0 && m.v[i - 1].hi == v->lo && is_reserve(&m.v[i - 1]))
+                || (i + 1 < m.n && m.v[i + 1].lo == v->hi && is_reserve(&m.v[i + 1])))
                 continue;
             scan_mapping(s, v->lo, v->hi, buf, pagemap_fd);
         }

@@ -380,16 +380,24 @@ static __attribute__((noinline)) int capture_fatal(uintptr_t *pcs, int max, uint
                    pcs, clamp_frames(max), total, NULL, NULL);
 }
 
-void ms_unwind_print_current(struct ms_out *o)
+void ms_unwind_print_from(struct ms_out *o, uintptr_t pc)
 {
     uintptr_t pcs[64];
     uint32_t total = 0;
     int n = capture_fatal(pcs, 64, &total);
+    /* From a signal handler the walk starts in the handler and passes the kernel's signal
+     * frame (the C library's restorer) before it reaches the crashing instruction. */
+    int first = 0;
+    for (int i = 0; pc != 0 && i < n; i++)
+        if (pcs[i] == pc) {
+            first = i;
+            break;
+        }
 
     ms_out_str(o, "Current thread 0x");
     ms_out_hex(o, (uint64_t)pthread_self(), 16);
     ms_out_str(o, " (most recent call first):\n");
-    for (int i = 0; i < n; i++)
+    for (int i = first; i < n; i++)
         ms_symbol_print_frame(o, pcs[i], MS_SYMBOL_FATAL);
     if (total > (uint32_t)n) {
         ms_out_str(o, "  ... ");
@@ -397,4 +405,9 @@ void ms_unwind_print_current(struct ms_out *o)
         ms_out_str(o, " more frames\n");
     }
     ms_out_flush(o);
+}
+
+void ms_unwind_print_current(struct ms_out *o)
+{
+    ms_unwind_print_from(o, 0);
 }

@@ -49,4 +49,8 @@ int ms_unwind_is_own(uintptr_t pc);
  * whatever may allocate runs under the guard (C library malloc). */
 void ms_unwind_print_current(struct ms_out *o);
 
+/* The same from a signal handler: the frames from the one at pc (the interrupted
+ * instruction) on; all of them if pc is 0 or not on the stack. */
+void ms_unwind_print_from(struct ms_out *o, uintptr_t pc);
+
 #endif

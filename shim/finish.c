@@ -3,8 +3,12 @@
  * The end of the program: debug checks of every live and quarantined block, the
  * tracemalloc text report, the JSON snapshot, the pymalloc statistics and the leak report,
  * in that order (a corrupted block aborts before anything else is read; the leak report may
- * end the process, so it comes last).  Also the snapshot on a fatal signal: written, then the
- * signal is re-raised with its default action, so the process dies with its usual status.
+ * end the process, so it comes last).  Also the end by a fatal signal: in the debug modes a
+ * SIGSEGV or SIGBUS gets the crash report (hooks/crash.c), and with MEMSHIM_SNAPSHOT any
+ * fatal signal gets the snapshot; then the process dies of the signal with its usual status
+ * (and core file: a fault is left to happen again with the default action, so the core
+ * shows the crashing instruction, not memshim's handler).  A handler the program had
+ * already is never replaced, and one it installs later replaces memshim's.
  *
  * Files named by the environment are created without following a symlink at that path
  * (O_NOFOLLOW) and never in a set-user-ID process (options.c leaves the path empty there).
@@ -18,12 +22,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "debug.h"
 #include "fmt.h"
 #include "guard.h"
 #include "leak.h"
+#include "os.h"
 #include "pymalloc.h"
 #include "snapshot.h"
 #include "stack.h"
@@ -66,26 +72,75 @@ static void write_snapshot(enum ms_snapshot_flags flags)
     close(fd);
 }
 
-static void on_fatal_signal(int sig)
+static bool reports_crashes(int sig)
 {
+    return ms_shim.options.debug && (sig == SIGSEGV || sig == SIGBUS);
+}
+
+static bool writes_snapshot(void)
+{
+    return ms_shim.options.tracemalloc != 0 && ms_shim.options.snapshot[0] != '\0';
+}
+
+static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
+{
+    /* SA_RESETHAND: the action is already the default one again, so a crash inside this
+     * handler kills the process as the original signal would have. */
+    if (reports_crashes(sig))
+        ms_debug_crash_report(sig, si, uctx);
     /* Symbols are not looked up here (libdw is not async-signal-safe): raw pcs, which the
      * report tool resolves from the modules' paths and offsets. */
-    write_snapshot(MS_SNAPSHOT_RAW);
-    signal(sig, SIG_DFL);
+    if (writes_snapshot())
+        write_snapshot(MS_SNAPSHOT_RAW);
+    if (si != NULL && si->si_code > 0 && sig != SIGABRT)
+        return;             /* a fault: the instruction runs again and faults for good */
     raise(sig);
+}
+
+/* The crash report of a stack overflow needs a stack to run on: the thread that sets
+ * memshim up (the main thread, nearly always) gets an alternate one, unless it has one.
+ * Its pages are touched only by a crash; a guard page under it stops a report that
+ * overflows it too. */
+static void give_alternate_stack(void)
+{
+    enum { SIZE = 256 << 10 };
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) != 0 || (cur.ss_flags & SS_DISABLE) == 0)
+        return;
+    size_t page = ms_os_page_size();
+    char *m = ms_os_map(SIZE + page);
+    if (m == NULL)
+        return;
+    int saved_errno = errno;
+    if (mprotect(m, page, PROT_NONE) == 0) {
+        stack_t ss = {.ss_sp = m + page, .ss_size = SIZE, .ss_flags = 0};
+        if (sigaltstack(&ss, NULL) == 0) {
+            errno = saved_errno;
+            return;
+        }
+    }
+    ms_os_unmap(m, SIZE + page);
+    errno = saved_errno;
 }
 
 void ms_finish_setup(void)
 {
-    if (ms_shim.options.tracemalloc == 0 || ms_shim.options.snapshot[0] == '\0')
-        return;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_fatal_signal;
-    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
-        sigaction(fatal_signals[i], &sa, NULL);
+    if (reports_crashes(SIGSEGV))
+        give_alternate_stack();
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
+        int sig = fatal_signals[i];
+        if (!reports_crashes(sig) && !writes_snapshot())
+            continue;
+        struct sigaction sa, old;
+        if (sigaction(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) != 0
+            || old.sa_handler != SIG_DFL)
+            continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_fatal_signal;
+        sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sig, &sa, NULL);
+    }
 }
 
 static void write_report(void)

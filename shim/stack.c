@@ -76,6 +76,7 @@ void ms_shim_debug_config(struct ms_debug_config *cfg, struct ms_allocator lower
         .print_alloc_traceback = print_alloc_traceback,
         .print_freed_tracebacks = print_freed_tracebacks,
         .print_current_backtrace = ms_unwind_print_current,
+        .print_backtrace_from = ms_unwind_print_from,
         /* Start-up's blocks never reach the layer (route.c); the loader's may. */
         .foreign_size = ms_loader_block_size,
         .foreign_free = ms_loader_block_free,

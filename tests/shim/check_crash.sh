@@ -1,0 +1,55 @@
+#!/bin/bash
+# A program that dies of SIGSEGV under a debug mode gets the crash report
+# (hooks/crash.c): what the registers or the address suggest, the fatal line, and the
+# backtrace from the crashing function; it still dies of the signal (status 139).  A
+# handler of the program's own is left alone, and without a debug mode nothing is printed.
+set -u
+lib=$1 crash=$2 mode=$3
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+run() {
+    env LD_PRELOAD="$lib" MEMSHIM_MALLOC="$1" "$crash" "$2" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+
+# expect CASE FACT-PATTERN : a report with that fact, from the function CASE
+expect() {
+    run "$mode" "$1"
+    [ "$rc" -eq 139 ] || bad "$1: exit status $rc, want 139 (SIGSEGV): $(cat "$tmp/err")"
+    grep -q '^Crash at pc=0x[0-9a-f]*: SIGSEGV$' "$tmp/err" ||
+        bad "$1: heading missing: $(cat "$tmp/err")"
+    grep -q "^    $2" "$tmp/err" || bad "$1: want '$2': $(cat "$tmp/err")"
+    grep -q '^Fatal memshim error: Segmentation fault$' "$tmp/err" ||
+        bad "$1: fatal line missing: $(cat "$tmp/err")"
+    # The first frame is the crashing function: the handler's frames are left out.
+    grep -A1 '^Current thread 0x[0-9a-f]* (most recent call first):$' "$tmp/err" |
+        grep -q "^  File \".*crash\.c\", line [0-9]*, in $1\$" ||
+        bad "$1: backtrace does not start in $1: $(cat "$tmp/err")"
+}
+
+G='A general protection fault: a non-canonical address, which the kernel does not report\.$'
+expect freed "$G"
+expect freed 'Register [a-z0-9]* holds 0xdddddddddddddddd: DEADBYTE (0xdd) fills freed blocks: most likely a value read from freed memory (a use after free)\.$'
+expect fresh 'Register [a-z0-9]* holds 0xcdcdcdcdcdcdcdcd: CLEANBYTE (0xcd) fills new blocks: most likely a value read from a block nothing wrote yet (uninitialised memory)\.$'
+expect past_end 'Register [a-z0-9]* holds 0xfdfdfdfdfdfdfdfd: FORBIDDENBYTE (0xfd) surrounds every block: most likely a value read past the end or before the start of a block\.$'
+expect null 'A read of address 0x8, where nothing is mapped (8 bytes from a null pointer)\.$'
+expect null "No register holds one of memshim's fill patterns (0xdd, 0xcd, 0xfd)\.\$"
+expect overflow 'The address is next to the stack pointer (0x[0-9a-f]*): most likely a stack overflow (too deep a recursion, or too big a local array)\.$'
+
+run "$mode" sent
+[ "$rc" -eq 139 ] || bad "sent: exit status $rc, want 139"
+grep -q '^    The signal was sent (by this or another process), not caused by an access\.$' \
+    "$tmp/err" || bad "sent: $(cat "$tmp/err")"
+
+run "$mode" handled
+[ "$rc" -eq 3 ] && grep -q "own handler ran" "$tmp/out" && [ ! -s "$tmp/err" ] ||
+    bad "handled: status $rc, out '$(cat "$tmp/out")', err '$(cat "$tmp/err")'"
+
+# Not a debug mode: the program dies as it would without memshim, silently.
+run pymalloc null
+[ "$rc" -eq 139 ] && [ ! -s "$tmp/err" ] || bad "pymalloc: status $rc, err '$(cat "$tmp/err")'"
+
+[ "$fails" -eq 0 ] && echo "crash-$mode: ok"
+exit $((fails != 0))

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Programs that die of SIGSEGV, for the debug modes' crash report
+ * (tests/shim/check_crash.sh).  Each crashes in a function of its own name:
+ *   freed     - follows a pointer read from a freed block (DEADBYTE in a register);
+ *   fresh     - follows a pointer read from a block nothing wrote (CLEANBYTE);
+ *   past_end  - follows a pointer read just past a block's end (FORBIDDENBYTE);
+ *   null      - reads through a null pointer, 8 bytes in;
+ *   overflow  - recurses until the stack is gone;
+ *   handled   - installs its own SIGSEGV handler first, which must be the one that runs;
+ *   sent      - raise(SIGSEGV).
+ * Built with -O0, so that the loaded pointer sits in a register at the faulting load.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The bugs are the point. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+#endif
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+
+struct node {
+    struct node *next;
+    long value;
+};
+
+static __attribute__((noinline)) long freed(void)
+{
+    struct node *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    a->next = b;
+    b->value = 7;
+    free(a);
+    return a->next->value;
+}
+
+static __attribute__((noinline)) long fresh(void)
+{
+    struct node *a = malloc(sizeof *a);
+    return a->next->value;
+}
+
+static __attribute__((noinline)) long past_end(void)
+{
+    struct node **table = malloc(2 * sizeof *table);
+    table[0] = table[1] = NULL;
+    return table[2]->value;
+}
+
+static __attribute__((noinline)) long null(void)
+{
+    struct node *volatile a = NULL;
+    return a->value;
+}
+
+static __attribute__((noinline)) long overflow(long n)
+{
+    volatile char frame[512];
+    frame[0] = (char)n;
+    return overflow(n + 1) + frame[0];
+}
+
+static void on_segv(int sig)
+{
+    (void)sig;
+    static const char msg[] = "the program's own handler ran\n";
+    (void)!write(1, msg, sizeof msg - 1);
+    _exit(3);
+}
+
+static __attribute__((noinline)) long handled(void)
+{
+    signal(SIGSEGV, on_segv);
+    return null();
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    const char *what = argv[1];
+    if (strcmp(what, "freed") == 0)
+        return (int)freed();
+    if (strcmp(what, "fresh") == 0)
+        return (int)fresh();
+    if (strcmp(what, "past_end") == 0)
+        return (int)past_end();
+    if (strcmp(what, "null") == 0)
+        return (int)null();
+    if (strcmp(what, "overflow") == 0)
+        return (int)overflow(0);
+    if (strcmp(what, "handled") == 0)
+        return (int)handled();
+    if (strcmp(what, "sent") == 0)
+        return raise(SIGSEGV);
+    return 2;
+}

@@ -155,7 +155,9 @@ static void address_fact(struct ms_out *o, int sig, const siginfo_t *si, int wri
         ms_out_str(o, ", which is misaligned");
     else if (sig == SIGBUS && si->si_code == BUS_ADRERR)
         ms_out_str(o, ", past the end of the file mapped there");
-    if (addr < NEAR) {
+    if (addr == 0) {
+        ms_out_str(o, " (a null pointer)");
+    } else if (addr < NEAR) {
         ms_out_str(o, " (");
         ms_out_udec(o, addr, 0);
         ms_out_str(o, " bytes from a null pointer)");

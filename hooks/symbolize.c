@@ -397,6 +397,18 @@ int ms_symbol_lookup(uintptr_t pc, struct ms_symbol *out, enum ms_symbol_mode mo
         return -1;
     if (mode != MS_SYMBOL_FATAL)
         ms_symbol_load();
+    if (mode == MS_SYMBOL_NOHEAP) {
+        int r = -1;
+        if (pthread_mutex_trylock(&sym_state.lock) == 0) {
+            struct ms_symbol_slot *slot = cache_slot(pc);
+            if (slot && slot->pc == pc) {
+                *out = *slot->sym;
+                r = 0;
+            }
+            pthread_mutex_unlock(&sym_state.lock);
+        }
+        return r == 0 ? 0 : lookup_dladdr(pc, out, 0);
+    }
     if (mode == MS_SYMBOL_FATAL) {
         if (pthread_mutex_trylock(&sym_state.lock) != 0) {
             ms_guard_enter();
@@ -429,6 +441,17 @@ int ms_symbol_lookup(uintptr_t pc, struct ms_symbol *out, enum ms_symbol_mode mo
     }
     pthread_mutex_unlock(&sym_state.lock);
     return r;
+}
+
+int ms_symbol_in_c_allocator(uintptr_t pc)
+{
+    Dl_info here, libc;
+    if (dladdr((void *)(pc - 1), &here) == 0 || dladdr((void *)(uintptr_t)abort, &libc) == 0
+        || here.dli_fbase != libc.dli_fbase || here.dli_sname == NULL)
+        return 0;
+    const char *n = here.dli_sname;
+    return strstr(n, "alloc") || strstr(n, "free") || strstr(n, "memalign")
+           || strncmp(n, "mall", 4) == 0;
 }
 
 void ms_symbol_print(struct ms_out *o, const struct ms_symbol *s, uintptr_t pc)

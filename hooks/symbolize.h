@@ -21,6 +21,8 @@
 enum ms_symbol_mode {
     MS_SYMBOL_NORMAL, /* reports: wait for the lock */
     MS_SYMBOL_FATAL,  /* fatal diagnostics: never wait, degrade to dladdr instead */
+    MS_SYMBOL_NOHEAP, /* a crash inside the C library, whose malloc may hold a lock of this
+                         thread's: the cache and dladdr only (no libdw, which allocates) */
 };
 
 struct ms_symbol {
@@ -31,6 +33,10 @@ struct ms_symbol {
     const char *file;           /* source file as the compiler was given it, NULL if none */
     unsigned line;              /* 0 when file is NULL */
 };
+
+/* Is the return address pc in one of the C library's allocator functions (malloc, free,
+ * realloc, memalign, ... by dladdr's name)?  They take the arena's lock. */
+int ms_symbol_in_c_allocator(uintptr_t pc);
 
 /* Loads libdw (once; see symbolize.c for why it is not linked).  Without it, or before it,
  * lookups give what dladdr knows. */

@@ -397,8 +397,25 @@ void ms_unwind_print_from(struct ms_out *o, uintptr_t pc)
     ms_out_str(o, "Current thread 0x");
     ms_out_hex(o, (uint64_t)pthread_self(), 16);
     ms_out_str(o, " (most recent call first):\n");
-    for (int i = first; i < n; i++)
-        ms_symbol_print_frame(o, pcs[i], MS_SYMBOL_FATAL);
+    /* A crash inside the C library's malloc (a damaged chunk) may hold the arena's lock:
+     * then libdw's first malloc would wait for ever.  The crashing function itself may
+     * have no exported name (_int_malloc); the entry point that called it has. */
+    enum ms_symbol_mode mode = MS_SYMBOL_FATAL;
+    for (int i = first; pc != 0 && i < n && mode == MS_SYMBOL_FATAL; i++)
+        if (ms_symbol_in_c_allocator(i == first ? pcs[i] + 1 : pcs[i]))
+            mode = MS_SYMBOL_NOHEAP;
+    for (int i = first; i < n; i++) {
+        if (i == first && pcs[i] == pc) {
+            /* The crashing instruction itself, not a return address: its own line. */
+            struct ms_symbol s;
+            ms_symbol_lookup(pc + 1, &s, mode);
+            s.module_offset -= s.module != NULL;
+            s.function_offset -= s.function != NULL;
+            ms_symbol_print(o, &s, pc);
+            continue;
+        }
+        ms_symbol_print_frame(o, pcs[i], mode);
+    }
     if (total > (uint32_t)n) {
         ms_out_str(o, "  ... ");
         ms_out_udec(o, total - (uint32_t)n, 0);

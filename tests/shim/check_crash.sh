@@ -14,7 +14,7 @@ run() {
     rc=$?
 }
 
-# expect CASE FACT-PATTERN : a report with that fact, from the function CASE
+# expect CASE FACT-PATTERN [N] : a report with that fact, frame N (1) in the function CASE
 expect() {
     run "$mode" "$1"
     [ "$rc" -eq 139 ] || bad "$1: exit status $rc, want 139 (SIGSEGV): $(cat "$tmp/err")"
@@ -23,9 +23,10 @@ expect() {
     grep -q "^    $2" "$tmp/err" || bad "$1: want '$2': $(cat "$tmp/err")"
     grep -q '^Fatal memshim error: Segmentation fault$' "$tmp/err" ||
         bad "$1: fatal line missing: $(cat "$tmp/err")"
-    # The first frame is the crashing function: the handler's frames are left out.
-    grep -A1 '^Current thread 0x[0-9a-f]* (most recent call first):$' "$tmp/err" |
-        grep -q "^  File \".*crash\.c\", line [0-9]*, in $1\$" ||
+    # The first frame (the second for a crash inside the C library) is the crashing
+    # function: the handler's frames are left out.
+    grep -A"${3:-1}" '^Current thread 0x[0-9a-f]* (most recent call first):$' "$tmp/err" |
+        tail -n 1 | grep -q "^  File \".*crash\.c\", line [0-9]*, in $1\$" ||
         bad "$1: backtrace does not start in $1: $(cat "$tmp/err")"
 }
 
@@ -37,6 +38,18 @@ expect past_end 'Register [a-z0-9]* holds 0xfdfdfdfdfdfdfdfd: FORBIDDENBYTE (0xf
 expect null 'A read of address 0x8, where nothing is mapped (8 bytes from a null pointer)\.$'
 expect null "No register holds one of memshim's fill patterns (0xdd, 0xcd, 0xfd)\.\$"
 expect overflow 'The address is next to the stack pointer (0x[0-9a-f]*): most likely a stack overflow (too deep a recursion, or too big a local array)\.$'
+
+# Inside the C library: its frame first, then the program's, symbolised as usual.
+expect in_libc 'A read of address 0x0, where nothing is mapped (a null pointer)\.$' 2
+# Inside the C library's allocator, whose lock may be held: no DWARF lookup (it would
+# allocate); dladdr's names, the module and offset of the program's frame.
+run "$mode" in_libc_free
+[ "$rc" -eq 139 ] || bad "in_libc_free: exit status $rc, want 139: $(cat "$tmp/err")"
+grep -A1 '^Current thread 0x[0-9a-f]* (most recent call first):$' "$tmp/err" |
+    grep -q '^  File "[^"]*/libc\.so\.6", offset 0x[0-9a-f]*' ||
+    bad "in_libc_free: first frame not in libc.so.6: $(cat "$tmp/err")"
+grep -q '^  File "[^"]*shim_crash", offset 0x[0-9a-f]*$' "$tmp/err" ||
+    bad "in_libc_free: the program's frame (module and offset) missing: $(cat "$tmp/err")"
 
 run "$mode" sent
 [ "$rc" -eq 139 ] || bad "sent: exit status $rc, want 139"

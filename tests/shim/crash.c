@@ -6,12 +6,16 @@
  *   fresh     - follows a pointer read from a block nothing wrote (CLEANBYTE);
  *   past_end  - follows a pointer read just past a block's end (FORBIDDENBYTE);
  *   null      - reads through a null pointer, 8 bytes in;
+ *   in_libc   - hands strlen a null pointer: the crash is inside the C library;
+ *   in_libc_free - hands the C library's own free an address with nothing mapped in
+ *               front of it: the crash is inside its allocator;
  *   overflow  - recurses until the stack is gone;
  *   handled   - installs its own SIGSEGV handler first, which must be the one that runs;
  *   sent      - raise(SIGSEGV).
  * Built with -O0, so that the loaded pointer sits in a register at the faulting load.
  */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +61,20 @@ static __attribute__((noinline)) long null(void)
     return a->value;
 }
 
+static __attribute__((noinline)) long in_libc(void)
+{
+    const char *volatile s = NULL;
+    return (long)strlen(s);
+}
+
+extern void __libc_free(void *);
+
+static __attribute__((noinline)) long in_libc_free(void)
+{
+    __libc_free((void *)(uintptr_t)0x1010);
+    return 0;
+}
+
 static __attribute__((noinline)) long overflow(long n)
 {
     volatile char frame[512];
@@ -91,6 +109,10 @@ int main(int argc, char **argv)
         return (int)past_end();
     if (strcmp(what, "null") == 0)
         return (int)null();
+    if (strcmp(what, "in_libc") == 0)
+        return (int)in_libc();
+    if (strcmp(what, "in_libc_free") == 0)
+        return (int)in_libc_free();
     if (strcmp(what, "overflow") == 0)
         return (int)overflow(0);
     if (strcmp(what, "handled") == 0)

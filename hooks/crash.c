@@ -59,11 +59,9 @@ static const struct pattern *pattern_of(uint64_t v, bool narrow)
     return NULL;
 }
 
-static void pattern_fact(struct ms_out *o, const char *where, uint64_t v,
-                         const struct pattern *p)
+/* " 0x<v>: <NAME> (0x<byte>) <what>.": the end of a fact about a value made of p. */
+static void pattern_tail(struct ms_out *o, uint64_t v, const struct pattern *p)
 {
-    ms_out_str(o, "    ");
-    ms_out_str(o, where);
     ms_out_str(o, " 0x");
     ms_out_hex(o, v, 1);
     ms_out_str(o, ": ");
@@ -131,6 +129,16 @@ static void read_context(const void *uctx, struct context *c)
 #endif
 }
 
+int ms_crash_registers(const void *uctx, const char **names, uint64_t *values, int max)
+{
+    struct context c;
+    read_context(uctx, &c);
+    int n = c.nregs < max ? c.nregs : max;
+    for (int i = 0; i < n; i++)
+        names[i] = c.names[i], values[i] = c.values[i];
+    return n;
+}
+
 const char *ms_crash_signal_name(int sig)
 {
     return sig == SIGBUS ? "Bus error" : sig == SIGSEGV ? "Segmentation fault" : "Fatal signal";
@@ -191,21 +199,31 @@ uintptr_t ms_crash_describe(struct ms_out *o, int sig, const siginfo_t *si, cons
     const struct pattern *p = pattern_of((uint64_t)(uintptr_t)si->si_addr, true);
     bool hinted = false;
     if (p != NULL && (uintptr_t)si->si_addr != 0) {
-        pattern_fact(o, "The address is", (uint64_t)(uintptr_t)si->si_addr, p);
+        ms_out_str(o, "    The address is");
+        pattern_tail(o, (uint64_t)(uintptr_t)si->si_addr, p);
         hinted = true;
     }
     for (int i = 0; i < c.nregs; i++) {
         p = pattern_of(c.values[i], false);
-        if (p == NULL)
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = c.values[j] == c.values[i];
+        if (p == NULL || seen)
             continue;
-        char where[32] = "Register ";
-        size_t n = 9;
-        for (const char *s = c.names[i]; *s && n < sizeof where - 8; s++)
-            where[n++] = *s;
-        for (const char *s = " holds"; *s; s++)
-            where[n++] = *s;
-        where[n] = '\0';
-        pattern_fact(o, where, c.values[i], p);
+        /* Every register with this value, in one line. */
+        int count = 0;
+        for (int j = i; j < c.nregs; j++)
+            count += c.values[j] == c.values[i];
+        ms_out_str(o, count > 1 ? "    Registers " : "    Register ");
+        for (int j = i, k = 0; j < c.nregs; j++) {
+            if (c.values[j] != c.values[i])
+                continue;
+            if (k++ > 0)
+                ms_out_str(o, ", ");
+            ms_out_str(o, c.names[j]);
+        }
+        ms_out_str(o, count > 1 ? " hold" : " holds");
+        pattern_tail(o, c.values[i], p);
         hinted = true;
     }
     if (!hinted && sig == SIGSEGV)

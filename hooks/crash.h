@@ -16,6 +16,9 @@
  * when the context does not give it), where the backtrace should start. */
 uintptr_t ms_crash_describe(struct ms_out *o, int sig, const siginfo_t *si, const void *uctx);
 
+/* The general registers of the context (names and values), at most max; how many. */
+int ms_crash_registers(const void *uctx, const char **names, uint64_t *values, int max);
+
 /* "Segmentation fault", "Bus error": the fatal line's message. */
 const char *ms_crash_signal_name(int sig);
 

@@ -826,7 +826,7 @@ void ms_debug_check_sized_delete(char api_id, const void *p, size_t n)
 
 void ms_debug_crash_report(int sig, const void *si, const void *uctx)
 {
-    ms_diag_crash(&S.cfg, sig, si, uctx);
+    ms_diag_crash(&S.cfg, sig, si, uctx, ms_quarantine_try_find);
 }
 
 bool ms_debug_owns(const void *p)

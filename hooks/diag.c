@@ -445,13 +445,61 @@ void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op 
            what);
 }
 
+/* Registers that point into a freed block, named in one line (" rbx, r12"); the first
+ * such block goes to *r.  Only when the lookup can be had without waiting. */
+static bool registers_in_freed(struct ms_out *o, const void *uctx,
+                               bool (*find_freed)(uintptr_t a, struct ms_quarantine_rec *r),
+                               struct ms_quarantine_rec *r)
+{
+    const char *names[32];
+    uint64_t values[32];
+    int n = ms_crash_registers(uctx, names, values, 32);
+    bool found = false;
+    int count = 0;
+    for (int i = 0; i < n && !found; i++)
+        found = values[i] >= 4096 && find_freed((uintptr_t)values[i], r);
+    if (!found)
+        return false;
+    for (int i = 0; i < n; i++)
+        count += values[i] >= ms_livetab_base(&r->e) && values[i] < ms_livetab_end(&r->e);
+    ms_out_str(o, count > 1 ? "    Registers " : "    Register ");
+    for (int i = 0, k = 0; i < n; i++) {
+        if (values[i] < ms_livetab_base(&r->e) || values[i] >= ms_livetab_end(&r->e))
+            continue;
+        if (k++ > 0)
+            ms_out_str(o, ", ");
+        ms_out_str(o, names[i]);
+        ms_out_str(o, " (");
+        if (values[i] == r->e.p)
+            ms_out_char(o, 'p');
+        else
+            rel(o, (uintptr_t)values[i], r->e.p);
+        ms_out_char(o, ')');
+    }
+    ms_out_str(o, count > 1 ? " point into the freed block below: the crash most likely "
+                              "used it after it was freed.\n"
+                            : " points into the freed block below: the crash most likely "
+                              "used it after it was freed.\n");
+    return true;
+}
+
 void ms_diag_crash(const struct ms_debug_config *cfg, int sig, const siginfo_t *si,
-                   const void *uctx)
+                   const void *uctx,
+                   bool (*find_freed)(uintptr_t a, struct ms_quarantine_rec *r))
 {
     struct ms_out o;
+    struct ms_quarantine_rec r;
     begin(&o, cfg);
     uintptr_t pc = ms_crash_describe(&o, sig, si, uctx);
-    ms_out_str(&o, "\nFatal memshim error: ");
+    bool freed = si->si_code > 0 && find_freed != NULL
+                 && registers_in_freed(&o, uctx, find_freed, &r);
+    ms_out_char(&o, '\n');
+    if (freed) {
+        freed_heading(&o, &r);
+        ms_out_char(&o, '\n');
+        freed_tracebacks(&o, cfg, (const void *)r.e.p);
+    }
+    ms_out_str(&o, "Fatal memshim error: ");
     ms_out_str(&o, ms_crash_signal_name(sig));
     ms_out_char(&o, '\n');
     if (cfg->print_backtrace_from) {

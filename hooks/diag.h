@@ -106,9 +106,12 @@ _Noreturn void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum m
                                        const struct ms_diag_where *where);
 
 /* The program is dying of SIGSEGV or SIGBUS (from the signal handler, info si, context
- * uctx): the crash's facts (crash.h), "Fatal memshim error: Segmentation fault" and the
- * backtrace from the crashing instruction.  Returns: the caller lets the signal kill. */
+ * uctx): the crash's facts (crash.h), any register that points into a freed block (found
+ * by find_freed, which must not wait: the interrupted code may hold any lock) with that
+ * block's dump and tracebacks, "Fatal memshim error: Segmentation fault" and the backtrace
+ * from the crashing instruction.  Returns: the caller lets the signal kill. */
 void ms_diag_crash(const struct ms_debug_config *cfg, int sig, const siginfo_t *si,
-                   const void *uctx);
+                   const void *uctx,
+                   bool (*find_freed)(uintptr_t a, struct ms_quarantine_rec *r));
 
 #endif

@@ -434,28 +434,43 @@ static size_t front_count(const struct front *f)
     return atomic_load_explicit(&f->n, memory_order_acquire);
 }
 
-bool ms_quarantine_find(uintptr_t p, struct ms_quarantine_rec *out)
+/* Under Q.lock. */
+static bool find_locked(uintptr_t p, struct ms_quarantine_rec *out)
 {
-    bool hit = false;
-    ms_spin_lock(&Q.lock);
-    for (const struct front *f = Q.fronts; f != NULL && !hit; f = f->next) {
-        for (size_t i = front_count(f); i-- > 0 && !hit;) {
+    for (const struct front *f = Q.fronts; f != NULL; f = f->next) {
+        for (size_t i = front_count(f); i-- > 0;) {
             const struct ms_livetab_entry *e = &f->rec[i].e;
             if (p >= ms_livetab_base(e) && p < ms_livetab_end(e)) {
                 *out = f->rec[i];
-                hit = true;
+                return true;
             }
         }
     }
     /* Newest first: back from the tail. */
     struct cursor c = { Q.tail, Q.tail_n };
-    for (size_t k = 0; k < Q.count && !hit; k++) {
+    for (size_t k = 0; k < Q.count; k++) {
         const struct ms_quarantine_rec *r = cursor_prev(&c);
         if (p >= ms_livetab_base(&r->e) && p < ms_livetab_end(&r->e)) {
             *out = *r;
-            hit = true;
+            return true;
         }
     }
+    return false;
+}
+
+bool ms_quarantine_find(uintptr_t p, struct ms_quarantine_rec *out)
+{
+    ms_spin_lock(&Q.lock);
+    bool hit = find_locked(p, out);
+    ms_spin_unlock(&Q.lock);
+    return hit;
+}
+
+bool ms_quarantine_try_find(uintptr_t p, struct ms_quarantine_rec *out)
+{
+    if (!ms_spin_trylock(&Q.lock))
+        return false;
+    bool hit = find_locked(p, out);
     ms_spin_unlock(&Q.lock);
     return hit;
 }

@@ -51,6 +51,10 @@ size_t ms_quarantine_drain(struct ms_quarantine_rec *victims, size_t max);
  * queued.  Error path: a linear scan, newest first. */
 bool ms_quarantine_find(uintptr_t p, struct ms_quarantine_rec *out);
 
+/* The same from a signal handler: false also when the queue's lock is taken (by the
+ * interrupted code, perhaps). */
+bool ms_quarantine_try_find(uintptr_t p, struct ms_quarantine_rec *out);
+
 /* The record of p if p is one of the last 16384 blocks that left the queue (newest
  * first).  Error path: a linear scan. */
 bool ms_quarantine_find_released(uintptr_t p, struct ms_quarantine_rec *out);

@@ -53,6 +53,13 @@ static inline void ms_spin_lock(struct ms_spin *l)
     }
 }
 
+/* Take it only if it is free (from a signal handler: the interrupted code may hold it). */
+static inline int ms_spin_trylock(struct ms_spin *l)
+{
+    return atomic_load_explicit(&l->held, memory_order_relaxed) == 0
+           && atomic_exchange_explicit(&l->held, 1, memory_order_acquire) == 0;
+}
+
 static inline void ms_spin_unlock(struct ms_spin *l)
 {
     atomic_store_explicit(&l->held, 0, memory_order_release);

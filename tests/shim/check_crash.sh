@@ -33,6 +33,22 @@ expect() {
 G='A general protection fault: a non-canonical address, which the kernel does not report\.$'
 expect freed "$G"
 expect freed 'Register [a-z0-9]* holds 0xdddddddddddddddd: DEADBYTE (0xdd) fills freed blocks: most likely a value read from freed memory (a use after free)\.$'
+if [ "$(uname -m)" = x86_64 ]; then
+    # The freed block a register still points to: named, with where it was allocated and
+    # freed when tracing.
+    expect freed_kept 'Registers\? \(.*, \)\?rbx (p)\(, .*\)\? points\? into the freed block below: the crash most likely used it after it was freed\.$'
+    grep -q '^Debug memory block at address p=0x[0-9a-f]*: API .r.$' "$tmp/err" &&
+        grep -q '^    The block was made by call #[0-9]* to debug malloc/realloc and freed after call #[0-9]*\.$' "$tmp/err" &&
+        grep -q '^Enable MEMSHIM_TRACEMALLOC to get the memory block allocation and free tracebacks$' "$tmp/err" ||
+        bad "freed_kept: block dump: $(cat "$tmp/err")"
+    env LD_PRELOAD="$lib" MEMSHIM_MALLOC="$mode" MEMSHIM_TRACEMALLOC=8 "$crash" freed_kept \
+        >"$tmp/out" 2>"$tmp/err"
+    grep -A1 '^Memory block allocated at (most recent call first):$' "$tmp/err" |
+        grep -q '^  File ".*crash\.c", line [0-9]*, in make_node$' &&
+        grep -A1 '^Memory block freed at (most recent call first):$' "$tmp/err" |
+        grep -q '^  File ".*crash\.c", line [0-9]*, in drop_node$' ||
+        bad "freed_kept traced: tracebacks: $(cat "$tmp/err")"
+fi
 expect fresh 'Register [a-z0-9]* holds 0xcdcdcdcdcdcdcdcd: CLEANBYTE (0xcd) fills new blocks: most likely a value read from a block nothing wrote yet (uninitialised memory)\.$'
 expect past_end 'Register [a-z0-9]* holds 0xfdfdfdfdfdfdfdfd: FORBIDDENBYTE (0xfd) surrounds every block: most likely a value read past the end or before the start of a block\.$'
 expect null 'A read of address 0x8, where nothing is mapped (8 bytes from a null pointer)\.$'

@@ -3,6 +3,8 @@
  * Programs that die of SIGSEGV, for the debug modes' crash report
  * (tests/shim/check_crash.sh).  Each crashes in a function of its own name:
  *   freed     - follows a pointer read from a freed block (DEADBYTE in a register);
+ *   freed_kept - the same with the freed block's address still in a register (rbx; on
+ *               x86-64 only): the report names the block and where it was freed;
  *   fresh     - follows a pointer read from a block nothing wrote (CLEANBYTE);
  *   past_end  - follows a pointer read just past a block's end (FORBIDDENBYTE);
  *   null      - reads through a null pointer, 8 bytes in;
@@ -40,6 +42,29 @@ static __attribute__((noinline)) long freed(void)
     b->value = 7;
     free(a);
     return a->next->value;
+}
+
+static __attribute__((noinline)) struct node *make_node(void)
+{
+    return malloc(sizeof(struct node));
+}
+
+static __attribute__((noinline)) void drop_node(struct node *n)
+{
+    free(n);
+}
+
+static __attribute__((noinline)) long freed_kept(void)
+{
+    struct node *a = make_node();
+    a->next = make_node();
+    drop_node(a);
+    long v = 0;
+#if defined(__x86_64__)
+    /* a->next->value with a held in rbx, as optimised code often leaves it. */
+    __asm__ volatile("mov (%%rbx), %%rax\n\tmov 8(%%rax), %0" : "=r"(v) : "b"(a) : "rax", "memory");
+#endif
+    return v;
 }
 
 static __attribute__((noinline)) long fresh(void)
@@ -103,6 +128,8 @@ int main(int argc, char **argv)
     const char *what = argv[1];
     if (strcmp(what, "freed") == 0)
         return (int)freed();
+    if (strcmp(what, "freed_kept") == 0)
+        return (int)freed_kept();
     if (strcmp(what, "fresh") == 0)
         return (int)fresh();
     if (strcmp(what, "past_end") == 0)

@@ -86,12 +86,14 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
 {
     /* SA_RESETHAND: the action is already the default one again, so a crash inside this
      * handler kills the process as the original signal would have. */
+    int saved_errno = errno;
     if (reports_crashes(sig))
         ms_debug_crash_report(sig, si, uctx);
     /* Symbols are not looked up here (libdw is not async-signal-safe): raw pcs, which the
      * report tool resolves from the modules' paths and offsets. */
     if (writes_snapshot())
         write_snapshot(MS_SNAPSHOT_RAW);
+    errno = saved_errno;
     if (si != NULL && si->si_code > 0 && sig != SIGABRT)
         return;             /* a fault: the instruction runs again and faults for good */
     raise(sig);

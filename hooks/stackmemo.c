@@ -48,6 +48,7 @@ struct memo_table {
     struct frame_size sizes[FRAME_SIZES];
     uint8_t victim[1 << MEMO_SET_BITS];    /* the way a set's next store replaces */
     struct ms_stackmemo_entry e[MEMO_ENTRIES];
+    struct ms_depth_entry depths[MS_STACKMEMO_DEPTHS];
 };
 
 /* NO_MEMO: this thread has none and will not try again (no stack bounds, no memory). */
@@ -142,6 +143,14 @@ const void *ms_stackmemo_attached(const struct ms_stackmemo_entry *e)
 void ms_stackmemo_attach(struct ms_stackmemo_entry *e, const void *what)
 {
     e->attached = what;
+}
+
+struct ms_depth_entry *ms_stackmemo_depths(void)
+{
+    struct memo_table *t = memo_self;
+    if (t == NULL)
+        t = table_create();
+    return t != NO_MEMO ? t->depths : NULL;
 }
 
 int ms_stackmemo_accepts(uintptr_t cfa, int max, int n, int top, int kept)

@@ -23,8 +23,9 @@
  * address, the size of the frame it returns into, and computes later chains' slots from
  * those sizes, checking each slot holds its return address.
  *
- * Memory: ms_os_map'd per thread on first use (256 entries and 16,384 frame sizes, 336 KiB
- * of address space, pages touched as used), unmapped when the thread exits.  Never calls
+ * Memory: ms_os_map'd per thread on first use (256 entries, 16,384 frame sizes and
+ * unwind.c's 512 stack depths, 348 KiB of address space, pages touched as used), unmapped
+ * when the thread exits.  Never calls
  * malloc except through pthread_getattr_np once per thread under the guard; never reads
  * outside the calling thread's stack.  Nothing shared between threads: fork needs nothing.
  */
@@ -34,6 +35,20 @@
 #include <stdint.h>
 
 struct ms_stackmemo_entry;
+
+/* unwind.c's cache of whole-stack depths (see there), kept in the thread's memo table rather
+ * than in static TLS: glibc clears every preloaded library's TLS in every new thread, and
+ * 12 KiB of it cost each thread three pages in every mode, traced or not. */
+struct ms_depth_entry {
+    uint64_t key;
+    uintptr_t sp;
+    uint32_t total;
+};
+#define MS_STACKMEMO_DEPTHS 512 /* 64 missed a fifth of sqlite3's captures */
+
+/* The calling thread's depth cache (MS_STACKMEMO_DEPTHS entries, zero at first), or NULL
+ * when the thread can have no memo table. */
+struct ms_depth_entry *ms_stackmemo_depths(void);
 
 /* The capture remembered at cfa with limit max whose return addresses are all still in
  * their slots, or NULL.  Valid until the thread's next store. */

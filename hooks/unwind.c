@@ -12,7 +12,7 @@
  * them is memshim's.  Names would be slower and wrong for static functions.
  *
  * State: one struct, written by ms_unwind_init (under pthread_once) and read-only after,
- * except own_top (relaxed hints), plus the per-thread depth cache below.
+ * except own_top (relaxed hints); the per-thread depth cache lives in the stack memo.
  */
 #include "unwind.h"
 
@@ -166,18 +166,8 @@ static __attribute__((noinline)) uint32_t count_all(void)
  * the same callers below them, except when two different chains of callers happen to use
  * exactly the same stack size and end in the same frames - then the total shown may be off,
  * never the frames themselves.  Deeper recursion moves the stack address, so recursion is
- * counted right.
+ * counted right.  The cache lives in the thread's stack memo (stackmemo.h says why).
  */
-#define MS_DEPTH_CACHE 512 /* 12 KiB a thread; 64 missed a fifth of sqlite3's captures */
-
-struct ms_depth_entry {
-    uint64_t key;
-    uintptr_t sp;
-    uint32_t total;
-};
-
-static _Thread_local struct ms_depth_entry depth_cache[MS_DEPTH_CACHE];
-
 static uint64_t depth_key(uint64_t frames_hash, uintptr_t next)
 {
     uint64_t h = (frames_hash ^ next) * 0x9e3779b97f4a7c15ull;
@@ -314,14 +304,16 @@ static inline __attribute__((always_inline)) int capture(uintptr_t cfa, uintptr_
 
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     uint64_t key = depth_key(frames_hash, next);
-    struct ms_depth_entry *e = &depth_cache[(key ^ (sp >> 4)) % MS_DEPTH_CACHE];
-    if (next != 0 && e->key == key && e->sp == sp) {
+    struct ms_depth_entry *depths = ms_stackmemo_depths();
+    struct ms_depth_entry *e =
+        depths != NULL ? &depths[(key ^ (sp >> 4)) % MS_STACKMEMO_DEPTHS] : NULL;
+    if (e != NULL && next != 0 && e->key == key && e->sp == sp) {
         *total = e->total;
     } else {
         ms_guard_enter();
         all = count_all();
         ms_guard_leave();
-        if (next != 0) {
+        if (e != NULL && next != 0) {
             e->key = key;
             e->sp = sp;
             e->total = all;

@@ -74,12 +74,9 @@ static void hex_byte(struct ms_out *o, uint8_t b)
     ms_out_hex(o, b, 2);
 }
 
-/* "    Data at p: ..." -- every byte up to 16, else the first 8, " ...", the last 8. */
-static void data_line(struct ms_out *o, const uint8_t *q, size_t n)
+/* " xx xx ..." -- every byte of q[0, n) up to 16, else the first 8, " ...", the last 8. */
+static void bytes(struct ms_out *o, const uint8_t *q, size_t n)
 {
-    if (n == 0)
-        return;
-    ms_out_str(o, "    Data at p:");
     for (size_t i = 0; i < n; i++) {
         if (n > 16 && i == 8) {
             ms_out_str(o, " ...");
@@ -88,6 +85,15 @@ static void data_line(struct ms_out *o, const uint8_t *q, size_t n)
         ms_out_char(o, ' ');
         ms_out_hex(o, q[i], 2);
     }
+}
+
+/* "    Data at p: ..." (CPython's). */
+static void data_line(struct ms_out *o, const uint8_t *q, size_t n)
+{
+    if (n == 0)
+        return;
+    ms_out_str(o, "    Data at p:");
+    bytes(o, q, n);
     ms_out_char(o, '\n');
 }
 
@@ -318,6 +324,20 @@ void ms_diag_write_after_free(const struct ms_debug_config *cfg, enum ms_diag_op
     ms_out_str(&o, " is ");
     hex_byte(&o, *(const uint8_t *)bad_at);
     ms_out_str(&o, ", not DEADBYTE (0xdd).\n");
+    /* What was written, when it was more than a byte: its value often says what it was (a
+     * pointer, a counter, a flag), and the data line elides the middle of a block. */
+    uintptr_t last = ms_livetab_end(e) - 1;
+    while (last > bad_at && *(const uint8_t *)last == MS_DEADBYTE)
+        last--;
+    if (last > bad_at) {
+        ms_out_str(&o, "    The changes span ");
+        rel(&o, bad_at, e->p);
+        ms_out_str(&o, " to ");
+        rel(&o, last, e->p);
+        ms_out_char(&o, ':');
+        bytes(&o, (const uint8_t *)bad_at, last + 1 - bad_at);
+        ms_out_char(&o, '\n');
+    }
     data_line(&o, (const uint8_t *)e->p, ms_livetab_size(e));
     ms_out_char(&o, '\n');
     freed_tracebacks(&o, cfg, (const void *)e->p);

@@ -519,6 +519,34 @@ Test(debug_diag, write_after_free_found_when_leaving_quarantine_and_at_exit)
     expect_fatal(1024, write_after_free, &at_exit, want);
 }
 
+/* A write of several bytes into the middle of a block, which the data line elides: the
+ * report shows what was written. */
+static void wide_write_after_free(void *arg)
+{
+    (void)arg;
+    struct ms_allocator a = ms_debug_allocator('r');
+    char *p = a.malloc(a.ctx, 200);
+    a.free(a.ctx, p);
+    uint64_t v = 0x1234;
+    memcpy(p + 100, &v, sizeof v);
+    ms_debug_at_exit();
+}
+
+Test(debug_diag, write_after_free_of_several_bytes_shows_them)
+{
+    expect_fatal(1024, wide_write_after_free, NULL,
+                 "Debug memory block at address p=0xADDR: API 'r'\n"
+                 "    200 bytes originally requested\n"
+                 "    The block was made by call #N to debug malloc/realloc and freed after "
+                 "call #N.\n"
+                 "    It was written to after it was freed: the byte at p+100 is 0x34, not "
+                 "DEADBYTE (0xdd).\n"
+                 "    The changes span p+100 to p+107: 34 12 00 00 00 00 00 00\n"
+                 "    Data at p: dd dd dd dd dd dd dd dd ... dd dd dd dd dd dd dd dd\n\n"
+                 FREED_TRACE_OFF
+                 "Fatal memshim error: memshim_debug_at_exit: write to freed memory\n");
+}
+
 /* The pointer a growing realloc moved away from is freed memory too (beyond CPython,
  * which hands it straight back to the allocator below). */
 static void write_after_realloc(void *arg)

@@ -67,6 +67,14 @@ grep -A1 '^Current thread 0x[0-9a-f]* (most recent call first):$' "$tmp/err" |
 grep -q '^  File "[^"]*shim_crash", offset 0x[0-9a-f]*$' "$tmp/err" ||
     bad "in_libc_free: the program's frame (module and offset) missing: $(cat "$tmp/err")"
 
+run "$mode" bus
+[ "$rc" -eq 135 ] || bad "bus: exit status $rc, want 135 (SIGBUS): $(cat "$tmp/err")"
+grep -q '^Crash at pc=0x[0-9a-f]*: SIGBUS$' "$tmp/err" &&
+    grep -q '^    A read of address 0x[0-9a-f]*, past the end of the file mapped there\.$' "$tmp/err" &&
+    grep -q '^Fatal memshim error: Bus error$' "$tmp/err" &&
+    grep -A1 '^Current thread' "$tmp/err" | grep -q 'crash\.c", line [0-9]*, in bus$' ||
+    bad "bus: $(cat "$tmp/err")"
+
 run "$mode" sent
 [ "$rc" -eq 139 ] || bad "sent: exit status $rc, want 139"
 grep -q '^    The signal was sent (by this or another process), not caused by an access\.$' \

@@ -12,15 +12,18 @@
  *   in_libc_free - hands the C library's own free an address with nothing mapped in
  *               front of it: the crash is inside its allocator;
  *   overflow  - recurses until the stack is gone;
+ *   bus       - reads a mapped file past its end (SIGBUS);
  *   handled   - installs its own SIGSEGV handler first, which must be the one that runs;
  *   sent      - raise(SIGSEGV).
  * Built with -O0, so that the loaded pointer sits in a register at the faulting load.
  */
+#define _DEFAULT_SOURCE /* ftruncate, fileno, MAP_FAILED */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* The bugs are the point. */
@@ -107,6 +110,17 @@ static __attribute__((noinline)) long overflow(long n)
     return overflow(n + 1) + frame[0];
 }
 
+static __attribute__((noinline)) long bus(void)
+{
+    FILE *f = tmpfile();
+    if (f == NULL || ftruncate(fileno(f), 4096) != 0)
+        return 2;
+    volatile char *m = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fileno(f), 0);
+    if (m == MAP_FAILED)
+        return 2;
+    return m[5000];
+}
+
 static void on_segv(int sig)
 {
     (void)sig;
@@ -142,6 +156,8 @@ int main(int argc, char **argv)
         return (int)in_libc_free();
     if (strcmp(what, "overflow") == 0)
         return (int)overflow(0);
+    if (strcmp(what, "bus") == 0)
+        return (int)bus();
     if (strcmp(what, "handled") == 0)
         return (int)handled();
     if (strcmp(what, "sent") == 0)

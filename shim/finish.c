@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -82,17 +84,43 @@ static bool writes_snapshot(void)
     return ms_shim.options.tracemalloc != 0 && ms_shim.options.snapshot[0] != '\0';
 }
 
+static void default_action(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+/* One thread writes the report; others that crash meanwhile (a freed object several threads
+ * use) wait for the process to die rather than kill it halfway through the report, which
+ * SA_RESETHAND's default action would do.  A fault inside the report itself finds its own
+ * thread already here and lets the default action end the process. */
 static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
 {
-    /* SA_RESETHAND: the action is already the default one again, so a crash inside this
-     * handler kills the process as the original signal would have. */
+    static atomic_int handling;
+    static _Thread_local bool here;
     int saved_errno = errno;
+    if (here) {
+        default_action(sig);
+        errno = saved_errno;
+        if (si == NULL || si->si_code <= 0)
+            raise(sig);
+        return;
+    }
+    here = true;
+    if (atomic_exchange(&handling, 1) != 0) {
+        for (;;)
+            pause();
+    }
     if (reports_crashes(sig))
         ms_debug_crash_report(sig, si, uctx);
     /* Symbols are not looked up here (libdw is not async-signal-safe): raw pcs, which the
      * report tool resolves from the modules' paths and offsets. */
     if (writes_snapshot())
         write_snapshot(MS_SNAPSHOT_RAW);
+    default_action(sig);
     errno = saved_errno;
     if (si != NULL && si->si_code > 0 && sig != SIGABRT)
         return;             /* a fault: the instruction runs again and faults for good */
@@ -139,7 +167,7 @@ void ms_finish_setup(void)
             continue;
         memset(&sa, 0, sizeof sa);
         sa.sa_sigaction = on_fatal_signal;
-        sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
         sigaction(sig, &sa, NULL);
     }

@@ -67,6 +67,13 @@ grep -A1 '^Current thread 0x[0-9a-f]* (most recent call first):$' "$tmp/err" |
 grep -q '^  File "[^"]*shim_crash", offset 0x[0-9a-f]*$' "$tmp/err" ||
     bad "in_libc_free: the program's frame (module and offset) missing: $(cat "$tmp/err")"
 
+# Threads crashing at once: one whole report (the others wait for the process to die).
+for i in 1 2 3; do
+    expect crash_together 'Registers\? [a-z0-9, ]* holds\? 0xdddddddddddddddd: DEADBYTE'
+    n=$(grep -c '^Crash at pc=' "$tmp/err")
+    [ "$n" -eq 1 ] || bad "crash_together: $n reports: $(cat "$tmp/err")"
+done
+
 run "$mode" bus
 [ "$rc" -eq 135 ] || bad "bus: exit status $rc, want 135 (SIGBUS): $(cat "$tmp/err")"
 grep -q '^Crash at pc=0x[0-9a-f]*: SIGBUS$' "$tmp/err" &&

@@ -13,11 +13,13 @@
  *               front of it: the crash is inside its allocator;
  *   overflow  - recurses until the stack is gone;
  *   bus       - reads a mapped file past its end (SIGBUS);
+ *   crash_together - 8 threads follow the same freed pointer at once;
  *   handled   - installs its own SIGSEGV handler first, which must be the one that runs;
  *   sent      - raise(SIGSEGV).
  * Built with -O0, so that the loaded pointer sits in a register at the faulting load.
  */
-#define _DEFAULT_SOURCE /* ftruncate, fileno, MAP_FAILED */
+#define _DEFAULT_SOURCE /* ftruncate, fileno, MAP_FAILED, barriers */
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -121,6 +123,36 @@ static __attribute__((noinline)) long bus(void)
     return m[5000];
 }
 
+static struct node *volatile shared;
+static pthread_barrier_t line_up;
+
+static __attribute__((noinline)) long crash_together(void)
+{
+    return shared->next->value;
+}
+
+static void *together_thread(void *arg)
+{
+    pthread_barrier_wait(&line_up);
+    return (void *)crash_together();
+    (void)arg;
+}
+
+static __attribute__((noinline)) long together(void)
+{
+    enum { THREADS = 8 };
+    pthread_t t[THREADS];
+    shared = malloc(sizeof *shared);
+    shared->next = malloc(sizeof *shared);
+    free(shared);
+    pthread_barrier_init(&line_up, NULL, THREADS);
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, together_thread, NULL);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    return 0;
+}
+
 static void on_segv(int sig)
 {
     (void)sig;
@@ -156,6 +188,8 @@ int main(int argc, char **argv)
         return (int)in_libc_free();
     if (strcmp(what, "overflow") == 0)
         return (int)overflow(0);
+    if (strcmp(what, "crash_together") == 0)
+        return (int)together();
     if (strcmp(what, "bus") == 0)
         return (int)bus();
     if (strcmp(what, "handled") == 0)

@@ -84,8 +84,17 @@ grep -q '^Crash at pc=0x[0-9a-f]*: SIGBUS$' "$tmp/err" &&
 
 run "$mode" sent
 [ "$rc" -eq 139 ] || bad "sent: exit status $rc, want 139"
-grep -q '^    The signal was sent (by this or another process), not caused by an access\.$' \
+grep -q '^    The program raised the signal itself: most likely another handler caught the crash first and passed it on' \
     "$tmp/err" || bad "sent: $(cat "$tmp/err")"
+# From another process.
+env LD_PRELOAD="$lib" MEMSHIM_MALLOC="$mode" "$crash" wait >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+for i in $(seq 100); do grep -q ready "$tmp/out" && break; sleep 0.05; done
+kill -SEGV "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" -eq 139 ] && grep -q "^    The signal was sent by process $$, not caused by an access\.\$" "$tmp/err" ||
+    bad "sent by another process: status $rc: $(cat "$tmp/err")"
 
 run "$mode" handled
 [ "$rc" -eq 3 ] && grep -q "own handler ran" "$tmp/out" && [ ! -s "$tmp/err" ] ||

@@ -15,7 +15,8 @@
  *   bus       - reads a mapped file past its end (SIGBUS);
  *   crash_together - 8 threads follow the same freed pointer at once;
  *   handled   - installs its own SIGSEGV handler first, which must be the one that runs;
- *   sent      - raise(SIGSEGV).
+ *   sent      - raise(SIGSEGV);
+ *   wait      - prints "ready" and waits for a signal from another process.
  * Built with -O0, so that the loaded pointer sits in a register at the faulting load.
  */
 #define _DEFAULT_SOURCE /* ftruncate, fileno, MAP_FAILED, barriers */
@@ -196,5 +197,11 @@ int main(int argc, char **argv)
         return (int)handled();
     if (strcmp(what, "sent") == 0)
         return raise(SIGSEGV);
+    if (strcmp(what, "wait") == 0) {
+        puts("ready");
+        fflush(stdout);
+        for (;;)
+            pause();
+    }
     return 2;
 }

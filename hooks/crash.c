@@ -21,7 +21,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <ucontext.h>
-#include <unistd.h>
 
 #include "debug_layout.h"
 
@@ -182,20 +181,11 @@ uintptr_t ms_crash_describe(struct ms_out *o, int sig, const siginfo_t *si, cons
     ms_out_ptr(o, (const void *)c.pc);
     ms_out_str(o, sig == SIGBUS ? ": SIGBUS\n" : sig == SIGSEGV ? ": SIGSEGV\n" : ": a signal\n");
     if (si->si_code <= 0) {
-        /* kill(), raise(), sigqueue(): nothing faulted here, the facts below would be noise.
-         * Raised by the process itself, it is nearly always a handler that saw the crash
-         * first and passes it on (Python's faulthandler does): the original fault's
-         * frames are then below the handler's. */
-        if (si->si_pid == getpid()) {
-            ms_out_str(o, "    The program raised the signal itself: most likely another "
-                          "handler caught the crash first and passed it on (as Python's "
-                          "faulthandler does), so its address and registers are gone; the "
-                          "frames after that handler's show where it happened.\n");
-        } else {
-            ms_out_str(o, "    The signal was sent by process ");
-            ms_out_udec(o, (uint64_t)si->si_pid, 0);
-            ms_out_str(o, ", not caused by an access.\n");
-        }
+        /* kill() or sigqueue() from elsewhere (the shim stays quiet about a signal the
+         * process raised itself): nothing faulted, the facts below would be noise. */
+        ms_out_str(o, "    The signal was sent by process ");
+        ms_out_udec(o, (uint64_t)si->si_pid, 0);
+        ms_out_str(o, ", not caused by an access.\n");
         return c.pc;
     }
     address_fact(o, sig, si, c.write);

@@ -79,6 +79,15 @@ static bool reports_crashes(int sig)
     return ms_shim.options.debug && (sig == SIGSEGV || sig == SIGBUS);
 }
 
+/* A signal the process raised itself is a deliberate raise() or, nearly always, another
+ * handler passing on a crash it has reported (Python's faulthandler re-raises): the
+ * fault's address and registers are gone, and a second report would only change the
+ * stderr that program promised (test_faulthandler checks it is empty). */
+static bool raised_here(const siginfo_t *si)
+{
+    return si != NULL && si->si_code <= 0 && si->si_pid == getpid();
+}
+
 static bool writes_snapshot(void)
 {
     return ms_shim.options.tracemalloc != 0 && ms_shim.options.snapshot[0] != '\0';
@@ -114,7 +123,7 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
         for (;;)
             pause();
     }
-    if (reports_crashes(sig))
+    if (reports_crashes(sig) && !raised_here(si))
         ms_debug_crash_report(sig, si, uctx);
     /* Symbols are not looked up here (libdw is not async-signal-safe): raw pcs, which the
      * report tool resolves from the modules' paths and offsets. */

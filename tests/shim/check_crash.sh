@@ -83,9 +83,8 @@ grep -q '^Crash at pc=0x[0-9a-f]*: SIGBUS$' "$tmp/err" &&
     bad "bus: $(cat "$tmp/err")"
 
 run "$mode" sent
-[ "$rc" -eq 139 ] || bad "sent: exit status $rc, want 139"
-grep -q '^    The program raised the signal itself: most likely another handler caught the crash first and passed it on' \
-    "$tmp/err" || bad "sent: $(cat "$tmp/err")"
+# raise(): no report (Python's faulthandler re-raises the crash it reported).
+[ "$rc" -eq 139 ] && [ ! -s "$tmp/err" ] || bad "sent: status $rc, err '$(cat "$tmp/err")'"
 # From another process.
 env LD_PRELOAD="$lib" MEMSHIM_MALLOC="$mode" "$crash" wait >"$tmp/out" 2>"$tmp/err" &
 pid=$!

@@ -102,6 +102,34 @@ static void default_action(int sig)
     sigaction(sig, &sa, NULL);
 }
 
+/* A report that hangs (a lock the crash left held, deep in a library the report uses)
+ * must not turn a crash into a hang: SIGALRM's default action ends the process if the
+ * report takes longer than this (symbolising a big program's DWARF takes seconds).  The
+ * program's own alarm and SIGALRM action come back after the report, for the rare fault
+ * that does not happen again. */
+#define REPORT_DEADLINE_S 30
+
+static void report_with_deadline(int sig, siginfo_t *si, void *uctx)
+{
+    struct sigaction dfl, old_action;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigset_t alrm, old_mask;
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    bool armed = sigaction(SIGALRM, &dfl, &old_action) == 0;
+    if (armed)
+        sigprocmask(SIG_UNBLOCK, &alrm, &old_mask);
+    unsigned old_alarm = armed ? alarm(REPORT_DEADLINE_S) : 0;
+    ms_debug_crash_report(sig, si, uctx);
+    if (armed) {
+        alarm(old_alarm);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        sigaction(SIGALRM, &old_action, NULL);
+    }
+}
+
 /* One thread writes the report; others that crash meanwhile (a freed object several threads
  * use) wait for the process to die rather than kill it halfway through the report, which
  * SA_RESETHAND's default action would do.  A fault inside the report itself finds its own
@@ -124,7 +152,7 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
             pause();
     }
     if (reports_crashes(sig) && !raised_here(si))
-        ms_debug_crash_report(sig, si, uctx);
+        report_with_deadline(sig, si, uctx);
     /* Symbols are not looked up here (libdw is not async-signal-safe): raw pcs, which the
      * report tool resolves from the modules' paths and offsets. */
     if (writes_snapshot())

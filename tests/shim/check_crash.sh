@@ -74,6 +74,15 @@ for i in 1 2 3; do
     [ "$n" -eq 1 ] || bad "crash_together: $n reports: $(cat "$tmp/err")"
 done
 
+# A report that hangs (here dladdr, which it calls, never returns) is ended by its
+# deadline: SIGALRM after 30 s, the text so far already out.  One mode: it takes 30 s.
+if [ "$mode" = debug ]; then
+    timeout 120 env LD_PRELOAD="$lib" MEMSHIM_MALLOC="$mode" "$crash" hang >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [ "$rc" -eq 142 ] && grep -q '^Fatal memshim error: Segmentation fault$' "$tmp/err" ||
+        bad "hang: exit status $rc, want 142 (SIGALRM): $(cat "$tmp/err")"
+fi
+
 run "$mode" bus
 [ "$rc" -eq 135 ] || bad "bus: exit status $rc, want 135 (SIGBUS): $(cat "$tmp/err")"
 grep -q '^Crash at pc=0x[0-9a-f]*: SIGBUS$' "$tmp/err" &&

@@ -14,12 +14,16 @@
  *   overflow  - recurses until the stack is gone;
  *   bus       - reads a mapped file past its end (SIGBUS);
  *   crash_together - 8 threads follow the same freed pointer at once;
+ *   hang      - crashes after making dladdr (which the report calls) wait for ever: the
+ *               report's deadline must end the process (this program exports its own
+ *               dladdr, built with -rdynamic);
  *   handled   - installs its own SIGSEGV handler first, which must be the one that runs;
  *   sent      - raise(SIGSEGV);
  *   wait      - prints "ready" and waits for a signal from another process.
  * Built with -O0, so that the loaded pointer sits in a register at the faulting load.
  */
-#define _DEFAULT_SOURCE /* ftruncate, fileno, MAP_FAILED, barriers */
+#define _GNU_SOURCE /* ftruncate, fileno, MAP_FAILED, barriers, Dl_info, RTLD_NEXT */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -154,6 +158,25 @@ static __attribute__((noinline)) long together(void)
     return 0;
 }
 
+/* The C library's dladdr, until hang() makes every later call wait for ever. */
+static volatile int dladdr_hangs;
+
+int dladdr(const void *addr, Dl_info *info)
+{
+    static int (*real)(const void *, Dl_info *);
+    while (dladdr_hangs)
+        pause();
+    if (real == NULL)
+        real = (int (*)(const void *, Dl_info *))dlsym(RTLD_NEXT, "dladdr");
+    return real != NULL ? real(addr, info) : 0;
+}
+
+static __attribute__((noinline)) long hang(void)
+{
+    dladdr_hangs = 1;
+    return null();
+}
+
 static void on_segv(int sig)
 {
     (void)sig;
@@ -191,6 +214,8 @@ int main(int argc, char **argv)
         return (int)overflow(0);
     if (strcmp(what, "crash_together") == 0)
         return (int)together();
+    if (strcmp(what, "hang") == 0)
+        return (int)hang();
     if (strcmp(what, "bus") == 0)
         return (int)bus();
     if (strcmp(what, "handled") == 0)

@@ -395,8 +395,8 @@ int ms_symbol_lookup(uintptr_t pc, struct ms_symbol *out, enum ms_symbol_mode mo
     memset(out, 0, sizeof *out);
     if (pc == 0)
         return -1;
-    if (mode != MS_SYMBOL_FATAL)
-        ms_symbol_load();
+    if (mode == MS_SYMBOL_NORMAL)
+        ms_symbol_load();          /* a dlopen: never on a fatal path */
     if (mode == MS_SYMBOL_NOHEAP) {
         int r = -1;
         if (pthread_mutex_trylock(&sym_state.lock) == 0) {

@@ -129,14 +129,51 @@ static void read_context(const void *uctx, struct context *c)
 #endif
 }
 
-int ms_crash_registers(const void *uctx, const char **names, uint64_t *values, int max)
+/* "    Register rax" or "    Registers rax, rdi": the registers whose value lies in
+ * [lo, hi), each with " (p+N)" after it when p is not 0; returns how many (nothing is
+ * printed for none). */
+static int list_registers(struct ms_out *o, const struct context *c, uint64_t lo,
+                          uint64_t hi, uintptr_t p)
+{
+    int count = 0;
+    for (int i = 0; i < c->nregs; i++)
+        count += c->values[i] >= lo && c->values[i] < hi;
+    if (count == 0)
+        return 0;
+    ms_out_str(o, count > 1 ? "    Registers " : "    Register ");
+    for (int i = 0, k = 0; i < c->nregs; i++) {
+        uint64_t v = c->values[i];
+        if (v < lo || v >= hi)
+            continue;
+        if (k++ > 0)
+            ms_out_str(o, ", ");
+        ms_out_str(o, c->names[i]);
+        if (p == 0)
+            continue;
+        ms_out_str(o, v == p ? " (p" : v > p ? " (p+" : " (p-");
+        if (v != p)
+            ms_out_udec(o, v > p ? v - p : p - v, 0);
+        ms_out_char(o, ')');
+    }
+    return count;
+}
+
+int ms_crash_list_registers(struct ms_out *o, const void *uctx, uintptr_t lo, uintptr_t hi,
+                            uintptr_t p)
 {
     struct context c;
     read_context(uctx, &c);
-    int n = c.nregs < max ? c.nregs : max;
-    for (int i = 0; i < n; i++)
-        names[i] = c.names[i], values[i] = c.values[i];
-    return n;
+    return list_registers(o, &c, lo, hi, p);
+}
+
+bool ms_crash_register_in(const void *uctx, bool (*pick)(uintptr_t v, void *arg), void *arg)
+{
+    struct context c;
+    read_context(uctx, &c);
+    for (int i = 0; i < c.nregs; i++)
+        if (c.values[i] >= 4096 && pick((uintptr_t)c.values[i], arg))
+            return true;
+    return false;
 }
 
 const char *ms_crash_signal_name(int sig)
@@ -213,17 +250,7 @@ uintptr_t ms_crash_describe(struct ms_out *o, int sig, const siginfo_t *si, cons
         if (p == NULL || seen)
             continue;
         /* Every register with this value, in one line. */
-        int count = 0;
-        for (int j = i; j < c.nregs; j++)
-            count += c.values[j] == c.values[i];
-        ms_out_str(o, count > 1 ? "    Registers " : "    Register ");
-        for (int j = i, k = 0; j < c.nregs; j++) {
-            if (c.values[j] != c.values[i])
-                continue;
-            if (k++ > 0)
-                ms_out_str(o, ", ");
-            ms_out_str(o, c.names[j]);
-        }
+        int count = list_registers(o, &c, c.values[i], c.values[i] + 1, 0);
         ms_out_str(o, count > 1 ? " hold" : " holds");
         pattern_tail(o, c.values[i], p);
         hinted = true;

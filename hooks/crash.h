@@ -7,6 +7,7 @@
 #define MS_CRASH_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "fmt.h"
@@ -16,8 +17,15 @@
  * when the context does not give it), where the backtrace should start. */
 uintptr_t ms_crash_describe(struct ms_out *o, int sig, const siginfo_t *si, const void *uctx);
 
-/* The general registers of the context (names and values), at most max; how many. */
-int ms_crash_registers(const void *uctx, const char **names, uint64_t *values, int max);
+/* Does pick(v, arg) accept the value v of some general register of the context (values
+ * below 4096 are not offered)?  Stops at the first it accepts. */
+bool ms_crash_register_in(const void *uctx, bool (*pick)(uintptr_t v, void *arg), void *arg);
+
+/* "    Register rbx (p)" or "    Registers rbx (p), rdx (p+8)": the general registers of the
+ * context that hold a value in [lo, hi), with their offsets from p; how many (0: nothing
+ * printed). */
+int ms_crash_list_registers(struct ms_out *o, const void *uctx, uintptr_t lo, uintptr_t hi,
+                            uintptr_t p);
 
 /* "Segmentation fault", "Bus error": the fatal line's message. */
 const char *ms_crash_signal_name(int sig);

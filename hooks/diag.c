@@ -465,41 +465,31 @@ void ms_diag_invalid_pointer(const struct ms_debug_config *cfg, enum ms_diag_op 
            what);
 }
 
-/* Registers that point into a freed block, named in one line (" rbx, r12"); the first
- * such block goes to *r.  Only when the lookup can be had without waiting. */
+struct freed_pick {
+    bool (*find_freed)(uintptr_t a, struct ms_quarantine_rec *r);
+    struct ms_quarantine_rec *r;
+};
+
+static bool in_freed(uintptr_t v, void *arg)
+{
+    struct freed_pick *f = arg;
+    return f->find_freed(v, f->r);
+}
+
+/* The registers that point into a freed block, in one line; the first such block goes to
+ * *r.  Only when the lookup can be had without waiting (find_freed's promise). */
 static bool registers_in_freed(struct ms_out *o, const void *uctx,
                                bool (*find_freed)(uintptr_t a, struct ms_quarantine_rec *r),
                                struct ms_quarantine_rec *r)
 {
-    const char *names[32];
-    uint64_t values[32];
-    int n = ms_crash_registers(uctx, names, values, 32);
-    bool found = false;
-    int count = 0;
-    for (int i = 0; i < n && !found; i++)
-        found = values[i] >= 4096 && find_freed((uintptr_t)values[i], r);
-    if (!found)
+    struct freed_pick f = { find_freed, r };
+    if (!ms_crash_register_in(uctx, in_freed, &f))
         return false;
-    for (int i = 0; i < n; i++)
-        count += values[i] >= ms_livetab_base(&r->e) && values[i] < ms_livetab_end(&r->e);
-    ms_out_str(o, count > 1 ? "    Registers " : "    Register ");
-    for (int i = 0, k = 0; i < n; i++) {
-        if (values[i] < ms_livetab_base(&r->e) || values[i] >= ms_livetab_end(&r->e))
-            continue;
-        if (k++ > 0)
-            ms_out_str(o, ", ");
-        ms_out_str(o, names[i]);
-        ms_out_str(o, " (");
-        if (values[i] == r->e.p)
-            ms_out_char(o, 'p');
-        else
-            rel(o, (uintptr_t)values[i], r->e.p);
-        ms_out_char(o, ')');
-    }
-    ms_out_str(o, count > 1 ? " point into the freed block below: the crash most likely "
-                              "used it after it was freed.\n"
-                            : " points into the freed block below: the crash most likely "
-                              "used it after it was freed.\n");
+    int count = ms_crash_list_registers(o, uctx, ms_livetab_base(&r->e),
+                                        ms_livetab_end(&r->e), r->e.p);
+    ms_out_str(o, count > 1 ? " point" : " points");
+    ms_out_str(o, " into the freed block below: the crash most likely used it after it was "
+                  "freed.\n");
     return true;
 }
 

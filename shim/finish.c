@@ -93,13 +93,24 @@ static bool writes_snapshot(void)
     return ms_shim.options.tracemalloc != 0 && ms_shim.options.snapshot[0] != '\0';
 }
 
-static void default_action(int sig)
+/* sig's action becomes the default one; the previous one goes to *old (if not NULL). */
+static bool default_action(int sig, struct sigaction *old)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, NULL);
+    return sigaction(sig, &sa, old) == 0;
+}
+
+/* Let sig end the process with its default action: a fault (kernel-sent, si_code > 0) by
+ * returning, so that the instruction runs again and faults for good (the core file then
+ * shows it, not this handler); anything else by raising it again. */
+static void die_of(int sig, const siginfo_t *si)
+{
+    default_action(sig, NULL);
+    if (si == NULL || si->si_code <= 0)
+        raise(sig);
 }
 
 /* A report that hangs (a lock the crash left held, deep in a library the report uses)
@@ -111,14 +122,11 @@ static void default_action(int sig)
 
 static void report_with_deadline(int sig, siginfo_t *si, void *uctx)
 {
-    struct sigaction dfl, old_action;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
+    struct sigaction old_action;
     sigset_t alrm, old_mask;
     sigemptyset(&alrm);
     sigaddset(&alrm, SIGALRM);
-    bool armed = sigaction(SIGALRM, &dfl, &old_action) == 0;
+    bool armed = default_action(SIGALRM, &old_action);
     if (armed)
         sigprocmask(SIG_UNBLOCK, &alrm, &old_mask);
     unsigned old_alarm = armed ? alarm(REPORT_DEADLINE_S) : 0;
@@ -140,10 +148,8 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
     static _Thread_local bool here;
     int saved_errno = errno;
     if (here) {
-        default_action(sig);
         errno = saved_errno;
-        if (si == NULL || si->si_code <= 0)
-            raise(sig);
+        die_of(sig, si);
         return;
     }
     here = true;
@@ -157,11 +163,8 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
      * report tool resolves from the modules' paths and offsets. */
     if (writes_snapshot())
         write_snapshot(MS_SNAPSHOT_RAW);
-    default_action(sig);
     errno = saved_errno;
-    if (si != NULL && si->si_code > 0 && sig != SIGABRT)
-        return;             /* a fault: the instruction runs again and faults for good */
-    raise(sig);
+    die_of(sig, si);
 }
 
 /* The crash report of a stack overflow needs a stack to run on: the thread that sets

@@ -514,7 +514,11 @@ static __attribute__((noinline)) void hand_back(const struct ms_livetab_entry *e
 {
     const struct ms_allocator *lo = lower_of(ms_livetab_api(e));
     void *base = (void *)ms_livetab_base(e);
-    bool unmapped = S.cfg.lower_unmaps != NULL && lo == &S.cfg.lower && S.cfg.lower_unmaps(base);
+    /* Only a block lower keeps a header for can be one it maps on its own: the blocks
+     * pymalloc serves are settled by the size, as in lower_header_ok(). */
+    bool unmapped = S.cfg.lower_unmaps != NULL && lo == &S.cfg.lower
+                    && ms_livetab_size(e) + MS_DEBUG_OVERHEAD > S.cfg.lower_header_above
+                    && S.cfg.lower_unmaps(base);
     if (!filled && !unmapped) {
         uintptr_t head = ms_livetab_head(e);
         memset((void *)head, MS_DEADBYTE, ms_livetab_end(e) - head);

@@ -3,11 +3,8 @@
 # (hooks/crash.c): what the registers or the address suggest, the fatal line, and the
 # backtrace from the crashing function; it still dies of the signal (status 139).  A
 # handler of the program's own is left alone, and without a debug mode nothing is printed.
-set -u
+. "$(dirname "$0")/checklib.sh"
 lib=$1 crash=$2 mode=$3
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fails=0
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 run() {
     env LD_PRELOAD="$lib" MEMSHIM_MALLOC="$1" "$crash" "$2" >"$tmp/out" 2>"$tmp/err"
@@ -112,5 +109,4 @@ run "$mode" handled
 run pymalloc null
 [ "$rc" -eq 139 ] && [ ! -s "$tmp/err" ] || bad "pymalloc: status $rc, err '$(cat "$tmp/err")'"
 
-[ "$fails" -eq 0 ] && echo "crash-$mode: ok"
-exit $((fails != 0))
+passed "crash-$mode"

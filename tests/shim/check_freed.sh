@@ -2,11 +2,8 @@
 # Reports about freed blocks (tests/shim/freed.c) name where the block was allocated and
 # where it was freed when tracing is on, as ASan and Valgrind do, and say how to get them
 # when it is off.
-set -u
+. "$(dirname "$0")/checklib.sh"
 lib=$1 freed=$2 mode=$3
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fails=0
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # expect BUG FATAL-LINE-PATTERN
 expect() {
@@ -40,5 +37,4 @@ grep -q '^Enable MEMSHIM_TRACEMALLOC to get the memory block allocation and free
     "$tmp/err" || bad "untraced: hint missing: $(cat "$tmp/err")"
 grep -q '^Memory block' "$tmp/err" && bad "untraced: tracebacks printed: $(cat "$tmp/err")"
 
-[ "$fails" -eq 0 ] && echo "freed-$mode: ok"
-exit $((fails != 0))
+passed "freed-$mode"

@@ -2,11 +2,8 @@
 # A write running over one block into the next block's header (tests/shim/runover.c):
 # the free of the second block aborts with a dump that names the first block, and when the
 # damaged header is glibc's chunk header, the report says so instead of glibc crashing.
-set -u
+. "$(dirname "$0")/checklib.sh"
 lib=$1 runover=$2 mode=$3
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fails=0
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # expect SIZE PAST FATAL-LINE-PATTERN [freed]
 expect() {
@@ -40,5 +37,4 @@ expect 40 all 'bad ID: Allocated using API .A., verified using API .r.'
 # Into a freed block's header: found when it leaves the quarantine, the culprit named.
 expect 40 all 'write to freed memory' freed
 expect 1000 24 'bad C library chunk header'
-[ "$fails" -eq 0 ] && echo "runover-$mode: ok"
-exit $((fails != 0))
+passed "runover-$mode"

@@ -1,11 +1,8 @@
 #!/bin/bash
 # Sized operator delete of the wrong size (tests/shim/sized_delete.cpp): in the debug modes
 # the diagnostic and SIGABRT; correct sized, array and aligned deletes pass in every mode.
-set -u
+. "$(dirname "$0")/checklib.sh"
 lib=$1 prog=$2 mode=$3
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fails=0
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 run() { env LD_PRELOAD="$lib" MEMSHIM_MALLOC="$mode" "$prog" "$@" >"$tmp/out" 2>"$tmp/err"; }
 
 run ok; rc=$?
@@ -25,5 +22,4 @@ case $mode in
     # Not a debug mode: nothing is checked, the program runs to its end.
     [ "$rc" -eq 0 ] || bad "wrong size outside the debug modes: rc $rc: $(cat "$tmp/err")" ;;
 esac
-[ "$fails" -eq 0 ] && echo "sized-delete-$mode: ok"
-exit $((fails != 0))
+passed "sized-delete-$mode"

@@ -191,42 +191,40 @@ static __attribute__((noinline)) long handled(void)
     return null();
 }
 
+static long start_overflow(void)
+{
+    return overflow(0);
+}
+
+static long sent(void)
+{
+    return raise(SIGSEGV);
+}
+
+static _Noreturn long wait_for_signal(void)
+{
+    puts("ready");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
+static const struct {
+    const char *name;
+    long (*run)(void);
+} cases[] = {
+    {"freed", freed},       {"freed_kept", freed_kept},     {"fresh", fresh},
+    {"past_end", past_end}, {"null", null},                 {"in_libc", in_libc},
+    {"in_libc_free", in_libc_free},                         {"overflow", start_overflow},
+    {"crash_together", together},                           {"hang", hang},
+    {"bus", bus},           {"handled", handled},           {"sent", sent},
+    {"wait", wait_for_signal},
+};
+
 int main(int argc, char **argv)
 {
-    if (argc < 2)
-        return 2;
-    const char *what = argv[1];
-    if (strcmp(what, "freed") == 0)
-        return (int)freed();
-    if (strcmp(what, "freed_kept") == 0)
-        return (int)freed_kept();
-    if (strcmp(what, "fresh") == 0)
-        return (int)fresh();
-    if (strcmp(what, "past_end") == 0)
-        return (int)past_end();
-    if (strcmp(what, "null") == 0)
-        return (int)null();
-    if (strcmp(what, "in_libc") == 0)
-        return (int)in_libc();
-    if (strcmp(what, "in_libc_free") == 0)
-        return (int)in_libc_free();
-    if (strcmp(what, "overflow") == 0)
-        return (int)overflow(0);
-    if (strcmp(what, "crash_together") == 0)
-        return (int)together();
-    if (strcmp(what, "hang") == 0)
-        return (int)hang();
-    if (strcmp(what, "bus") == 0)
-        return (int)bus();
-    if (strcmp(what, "handled") == 0)
-        return (int)handled();
-    if (strcmp(what, "sent") == 0)
-        return raise(SIGSEGV);
-    if (strcmp(what, "wait") == 0) {
-        puts("ready");
-        fflush(stdout);
-        for (;;)
-            pause();
-    }
+    for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof cases[0]; i++)
+        if (strcmp(argv[1], cases[i].name) == 0)
+            return (int)cases[i].run();
     return 2;
 }

@@ -282,6 +282,21 @@ static _Noreturn void bad_block(enum ms_diag_op op, enum ms_diag_bad bad, char a
     ms_diag_bad_block(&S.cfg, op, bad, api, e, found ? &n : NULL);
 }
 
+static bool is_cxx(char api)
+{
+    return api == MS_DEBUG_API_NEW || api == MS_DEBUG_API_NEW_ARRAY;
+}
+
+/* A C++ delete of a malloc block, or a free of a C++ block, is a correct program's doing
+ * where a loaded object keeps operator new and delete of its own (they call malloc and
+ * free): its blocks carry 'r' and cross to code that calls memshim's operators. */
+static bool families_may_mix(char call_api, char block_api)
+{
+    bool crossed = (is_cxx(call_api) && block_api == MS_DEBUG_API_RAW)
+                   || (is_cxx(block_api) && call_api == MS_DEBUG_API_RAW);
+    return crossed && S.cfg.foreign_operators != NULL && S.cfg.foreign_operators();
+}
+
 static void check_or_die(enum ms_diag_op op, char api, const struct ms_livetab_entry *e)
 {
     enum ms_diag_bad bad = check_block(e, api);
@@ -570,7 +585,11 @@ static void debug_free(void *ctx, void *ptr)
         }
         bad_pointer(MS_DIAG_FREE, ptr);
     }
-    check_or_die(MS_DIAG_FREE, api, &e);
+    enum ms_diag_bad bad = check_block(&e, api);
+    if (bad == MS_DIAG_BAD_ID && families_may_mix(api, ms_livetab_api(&e)))
+        bad = check_block(&e, ms_livetab_api(&e));
+    if (bad != MS_DIAG_OK)
+        bad_block(MS_DIAG_FREE, bad, api, &e);
     retire(&e);
 }
 

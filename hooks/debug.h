@@ -90,6 +90,10 @@ struct ms_debug_config {
      * buffers that get their own mapping it was a second pass over what may be gigabytes
      * (GNU sort asks for an eighth of RAM and touches what it needs).  NULL: never. */
     bool (*lower_unmaps)(const void *base);
+    /* Does a loaded object keep C++'s operator new and delete to itself (its copies call
+     * malloc and free)?  Asked only when a free's API id and its block's are malloc's and
+     * a C++ family's: then the mismatch is not reported.  NULL: never. */
+    bool (*foreign_operators)(void);
     int fd;                           /* where diagnostics go (2) */
 };
 

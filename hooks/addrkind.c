@@ -5,28 +5,31 @@
 #include "addrkind.h"
 
 #include <link.h>
-#include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "guard.h"
+#include "procfile.h"
 
 int ms_addrkind_own_stack(uintptr_t *lo, uintptr_t *hi)
 {
-    pthread_attr_t attr;
-    void *addr = NULL;
-    size_t size = 0;
-    int ok = 0;
-    /* glibc reads /proc/self/maps (with malloc) for the main thread: keep that out of the
-     * layers through the guard. */
-    ms_guard_enter();
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        ok = pthread_attr_getstack(&attr, &addr, &size) == 0;
-        pthread_attr_destroy(&attr);
+    /* Not pthread_getattr_np: it allocates while it holds the thread's lock, and the stack
+     * memo asks from inside malloc, maybe a malloc of pthread_getattr_np's own. */
+    struct ms_proc_mapping m;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    if (!ms_proc_mapping_of(sp, &m))
+        return 0;
+    *lo = m.lo;
+    *hi = m.hi;
+    /* The main thread's stack grows down to its limit, as glibc reports it. */
+    struct rlimit rl;
+    if (m.grows_down && getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+        && rl.rlim_cur < m.hi) {
+        uintptr_t floor = m.hi - (uintptr_t)rl.rlim_cur;
+        if (floor < m.lo)
+            *lo = floor > m.below_hi ? floor : m.below_hi;
     }
-    ms_guard_leave();
-    *lo = (uintptr_t)addr;
-    *hi = (uintptr_t)addr + size;
-    return ok;
+    return 1;
 }
 
 static int on_stack(uintptr_t a)

@@ -7,8 +7,8 @@
  * the stack memo; "which module holds this address" by every dl_iterate_phdr search of
  * the hooks.  Decided from address ranges only: it never dereferences the address.
  *
- * Raises the memshim guard while asking the C library (pthread_getattr_np may allocate),
- * never prints.  Not on the hot path.  Thread-safe.
+ * Never allocates (the stack's bounds come from /proc/self/maps, read by hand), never
+ * prints.  Not on the hot path.  Thread-safe.
  */
 #ifndef MS_ADDRKIND_H
 #define MS_ADDRKIND_H
@@ -34,7 +34,10 @@ void ms_addrkind_classify(const void *p, struct ms_addrinfo *out);
  * for the module of an address. */
 int ms_addrkind_module_holds(const struct dl_phdr_info *info, uintptr_t a);
 
-/* The calling thread's stack, [*lo, *hi).  1, or 0 when the C library cannot tell. */
+/* The calling thread's stack, [*lo, *hi): the mapping that holds its stack pointer (for
+ * a thread the C library made, its TLS and control block at the top too); for the main
+ * thread, down to where RLIMIT_STACK lets it grow.  1, or 0 when that cannot be read.
+ * Safe inside malloc. */
 int ms_addrkind_own_stack(uintptr_t *lo, uintptr_t *hi);
 
 #endif

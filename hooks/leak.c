@@ -26,6 +26,7 @@
 #include "guard.h"
 #include "noasan.h"
 #include "os.h"
+#include "procfile.h"
 #include "trace.h"
 #include "traceback.h"
 
@@ -325,71 +326,11 @@ static ssize_t read_small(const char *path, char *buf, size_t size)
     return (ssize_t)n;
 }
 
-static uintptr_t parse_hex(const char **p)
-{
-    uintptr_t v = 0;
-    if ((*p)[0] == '0' && (*p)[1] == 'x')
-        *p += 2;
-    for (;; (*p)++) {
-        char c = **p;
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0)
-            return v;
-        v = v * 16 + (uintptr_t)d;
-    }
-}
-
-/* Calls fn on each line of a /proc file (NUL-terminated, no newline), through a fixed
- * buffer; a line longer than the buffer is dropped. */
-static void each_line(const char *path, void (*fn)(const char *line, void *arg), void *arg)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    char buf[4096];
-    size_t have = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
-        if (r <= 0)
-            break;
-        have += (size_t)r;
-        buf[have] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n')) != NULL) {
-            *nl = '\0';
-            fn(line, arg);
-            line = nl + 1;
-        }
-        have = (size_t)(buf + have - line);
-        memmove(buf, line, have);
-        if (have == sizeof buf - 1)
-            have = 0;
-    }
-    close(fd);
-}
-
-struct containing_mapping {
-    uintptr_t addr, end;
-};
-
-static void find_mapping(const char *line, void *arg)
-{
-    struct containing_mapping *c = arg;
-    const char *p = line;
-    uintptr_t lo = parse_hex(&p);
-    p++; /* '-' */
-    uintptr_t hi = parse_hex(&p);
-    if (c->addr >= lo && c->addr < hi)
-        c->end = p[1] == 'r' && p[2] == 'w' ? hi : 0;
-}
-
-/* The end of the writable mapping that contains addr, from /proc/self/maps read without
- * stdio (it would allocate); 0 when not found. */
+/* The end of the writable mapping that contains addr; 0 when not found. */
 static uintptr_t mapping_end(uintptr_t addr)
 {
-    struct containing_mapping c = { .addr = addr };
-    each_line("/proc/self/maps", find_mapping, &c);
-    return c.end;
+    struct ms_proc_mapping m;
+    return ms_proc_mapping_of(addr, &m) && m.writable ? m.hi : 0;
 }
 
 /*
@@ -443,7 +384,7 @@ static void scan_other_threads(struct ms_leak_scan *s)
             }
             if (f == NULL)
                 continue;
-            uintptr_t sp = parse_hex(&f);
+            uintptr_t sp = ms_proc_parse_hex(&f);
             uintptr_t end = sp ? mapping_end(sp) : 0;
             if (end > sp)
                 scan_range(s, sp, end);
@@ -506,9 +447,9 @@ static void add_vma(const char *line, void *arg)
             return;
         const char *p = line;
         struct ms_leak_vma *v = &m->v[m->n++];
-        v->lo = parse_hex(&p);
+        v->lo = ms_proc_parse_hex(&p);
         p++; /* '-' */
-        v->hi = parse_hex(&p);
+        v->hi = ms_proc_parse_hex(&p);
         p = skip_field(p);
         const char *perms = p;
         p = skip_field(skip_field(skip_field(skip_field(p)))); /* offset, dev, inode */
@@ -602,7 +543,7 @@ static void scan_program_mappings(struct ms_leak_scan *s)
                          ? NO_PAGE_INFO
                          : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (m.v && buf) {
-        each_line("/proc/self/smaps", add_vma, &m);
+        ms_proc_each_line("/proc/self/smaps", add_vma, &m);
         for (size_t i = 0; i < m.n; i++) {
             const struct ms_leak_vma *v = &m.v[i];
             if (v->kind != VMA_ANON_RW || v->dontdump || !v->touched)

@@ -25,9 +25,10 @@
  *
  * Memory: ms_os_map'd per thread on first use (256 entries, 16,384 frame sizes and
  * unwind.c's 512 stack depths, 348 KiB of address space, pages touched as used), unmapped
- * when the thread exits.  Never calls malloc except through pthread_getattr_np once per
- * thread under the guard; never reads outside the calling thread's stack.  Nothing shared
- * between threads: fork needs nothing.
+ * when the thread exits.  Never calls malloc (the stack's bounds come from
+ * /proc/self/maps, read by hand, once per thread; pthread_getattr_np would allocate under
+ * the thread's lock, and the malloc being traced may be its own); never reads outside the
+ * calling thread's stack.  Nothing shared between threads: fork needs nothing.
  */
 #ifndef MS_STACKMEMO_H
 #define MS_STACKMEMO_H

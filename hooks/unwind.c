@@ -259,8 +259,8 @@ static struct ms_stackmemo_entry *remember(uintptr_t cfa, int max, void *const *
 
 /* Walks the stack, see ms_unwind_capture.  cfa: the capturing function's; *memo gets the
  * memo's new entry (or NULL).  memo is NULL on the fatal path, which must not set up a
- * thread's memo in a damaged process (pthread_getattr_np reads /proc/self/maps for the
- * main thread) and gains nothing by it. */
+ * thread's memo in a damaged process (that reads /proc/self/maps) and gains nothing by
+ * it. */
 static inline __attribute__((always_inline)) int capture(uintptr_t cfa, uintptr_t site,
                                                         uintptr_t *pcs, int max,
                                                         uint32_t *total, uint64_t *hash,

@@ -15,9 +15,9 @@ int ms_addrkind_own_stack(uintptr_t *lo, uintptr_t *hi)
 {
     /* Not pthread_getattr_np: it allocates while it holds the thread's lock, and the stack
      * memo asks from inside malloc, maybe a malloc of pthread_getattr_np's own. */
-    struct ms_proc_mapping m;
+    struct ms_procfile_mapping m;
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-    if (!ms_proc_mapping_of(sp, &m))
+    if (!ms_procfile_mapping_of(sp, &m))
         return 0;
     *lo = m.lo;
     *hi = m.hi;

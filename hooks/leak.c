@@ -329,8 +329,8 @@ static ssize_t read_small(const char *path, char *buf, size_t size)
 /* The end of the writable mapping that contains addr; 0 when not found. */
 static uintptr_t mapping_end(uintptr_t addr)
 {
-    struct ms_proc_mapping m;
-    return ms_proc_mapping_of(addr, &m) && m.writable ? m.hi : 0;
+    struct ms_procfile_mapping m;
+    return ms_procfile_mapping_of(addr, &m) && m.writable ? m.hi : 0;
 }
 
 /*
@@ -384,7 +384,7 @@ static void scan_other_threads(struct ms_leak_scan *s)
             }
             if (f == NULL)
                 continue;
-            uintptr_t sp = ms_proc_parse_hex(&f);
+            uintptr_t sp = ms_procfile_parse_hex(&f);
             uintptr_t end = sp ? mapping_end(sp) : 0;
             if (end > sp)
                 scan_range(s, sp, end);
@@ -447,9 +447,9 @@ static void add_vma(const char *line, void *arg)
             return;
         const char *p = line;
         struct ms_leak_vma *v = &m->v[m->n++];
-        v->lo = ms_proc_parse_hex(&p);
+        v->lo = ms_procfile_parse_hex(&p);
         p++; /* '-' */
-        v->hi = ms_proc_parse_hex(&p);
+        v->hi = ms_procfile_parse_hex(&p);
         p = skip_field(p);
         const char *perms = p;
         p = skip_field(skip_field(skip_field(skip_field(p)))); /* offset, dev, inode */
@@ -543,7 +543,7 @@ static void scan_program_mappings(struct ms_leak_scan *s)
                          ? NO_PAGE_INFO
                          : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (m.v && buf) {
-        ms_proc_each_line("/proc/self/smaps", add_vma, &m);
+        ms_procfile_each_line("/proc/self/smaps", add_vma, &m);
         for (size_t i = 0; i < m.n; i++) {
             const struct ms_leak_vma *v = &m.v[i];
             if (v->kind != VMA_ANON_RW || v->dontdump || !v->touched)

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-uintptr_t ms_proc_parse_hex(const char **p)
+uintptr_t ms_procfile_parse_hex(const char **p)
 {
     uintptr_t v = 0;
     if ((*p)[0] == '0' && (*p)[1] == 'x')
@@ -26,7 +26,8 @@ uintptr_t ms_proc_parse_hex(const char **p)
     }
 }
 
-void ms_proc_each_line(const char *path, void (*fn)(const char *line, void *arg), void *arg)
+void ms_procfile_each_line(const char *path, void (*fn)(const char *line, void *arg),
+                           void *arg)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -57,7 +58,7 @@ struct mapping_query {
     uintptr_t addr;
     uintptr_t prev_hi;
     bool found;
-    struct ms_proc_mapping *out;
+    struct ms_procfile_mapping *out;
 };
 
 /* "lo-hi perms offset dev inode   [name]" */
@@ -67,15 +68,15 @@ static void match_line(const char *line, void *arg)
     if (q->found)
         return;
     const char *p = line;
-    uintptr_t lo = ms_proc_parse_hex(&p);
+    uintptr_t lo = ms_procfile_parse_hex(&p);
     p++;
-    uintptr_t hi = ms_proc_parse_hex(&p);
+    uintptr_t hi = ms_procfile_parse_hex(&p);
     if (q->addr < lo || q->addr >= hi) {
         q->prev_hi = hi;
         return;
     }
     size_t len = strlen(line);
-    *q->out = (struct ms_proc_mapping){
+    *q->out = (struct ms_procfile_mapping){
         .lo = lo, .hi = hi, .below_hi = q->prev_hi,
         .writable = p[1] == 'r' && p[2] == 'w',
         .grows_down = len >= 7 && strcmp(line + len - 7, "[stack]") == 0,
@@ -83,9 +84,9 @@ static void match_line(const char *line, void *arg)
     q->found = true;
 }
 
-bool ms_proc_mapping_of(uintptr_t addr, struct ms_proc_mapping *out)
+bool ms_procfile_mapping_of(uintptr_t addr, struct ms_procfile_mapping *out)
 {
     struct mapping_query q = { .addr = addr, .out = out };
-    ms_proc_each_line("/proc/self/maps", match_line, &q);
+    ms_procfile_each_line("/proc/self/maps", match_line, &q);
     return q.found;
 }

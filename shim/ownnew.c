@@ -245,13 +245,13 @@ static int visit(struct dl_phdr_info *info, size_t size, void *arg)
         }
     }
     /* memshim's own operators are the ones the lookup finds. */
-    if (contains_address(info, (uintptr_t)&ms_shim_foreign_operators_loaded))
+    if (contains_address(info, (uintptr_t)&ms_ownnew_loaded))
         return 0;
     w->found = object_keeps_operators(info);
     return w->found;
 }
 
-bool ms_shim_foreign_operators_loaded(void)
+bool ms_ownnew_loaded(void)
 {
     struct walk w = { .first = true };
     dl_iterate_phdr(visit, &w);

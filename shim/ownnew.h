@@ -11,6 +11,6 @@
  * own copies (which call malloc and free)?  Then blocks of the C++ families and malloc's
  * cross between the two sides in a correct program.  Not for hot paths: it may walk the
  * relocation tables (cached until a library is loaded or unloaded).  Never allocates. */
-bool ms_shim_foreign_operators_loaded(void);
+bool ms_ownnew_loaded(void);
 
 #endif

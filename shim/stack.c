@@ -81,7 +81,7 @@ void ms_shim_debug_config(struct ms_debug_config *cfg, struct ms_allocator lower
         /* Start-up's blocks never reach the layer (route.c); the loader's may. */
         .foreign_size = ms_loader_block_size,
         .foreign_free = ms_loader_block_free,
-        .foreign_operators = ms_shim_foreign_operators_loaded,
+        .foreign_operators = ms_ownnew_loaded,
         .fd = 2,
     };
 }

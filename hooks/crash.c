@@ -210,9 +210,11 @@ static void address_fact(struct ms_out *o, int sig, const siginfo_t *si, int wri
     ms_out_str(o, ".\n");
 }
 
-uintptr_t ms_crash_describe(struct ms_out *o, int sig, const siginfo_t *si, const void *uctx)
+uintptr_t ms_crash_describe(struct ms_out *o, int sig, const siginfo_t *si, const void *uctx,
+                            bool *overflow)
 {
     struct context c;
+    *overflow = false;
     read_context(uctx, &c);
     ms_out_str(o, "Crash at pc=");
     ms_out_ptr(o, (const void *)c.pc);
@@ -233,6 +235,7 @@ uintptr_t ms_crash_describe(struct ms_out *o, int sig, const siginfo_t *si, cons
         ms_out_ptr(o, (const void *)c.sp);
         ms_out_str(o, "): most likely a stack overflow (too deep a recursion, or too big a "
                       "local array).\n");
+        *overflow = true;
         return c.pc;
     }
     const struct pattern *p = pattern_of((uint64_t)(uintptr_t)si->si_addr, true);

@@ -14,8 +14,10 @@
 
 /* The report's heading and facts, for the signal sig with info si and context uctx (the
  * handler's third argument; NULL: none).  Returns the pc of the crashing instruction (0
- * when the context does not give it), where the backtrace should start. */
-uintptr_t ms_crash_describe(struct ms_out *o, int sig, const siginfo_t *si, const void *uctx);
+ * when the context does not give it), where the backtrace should start.  *overflow: the
+ * fault was next to the stack pointer (a stack overflow, which no heap block explains). */
+uintptr_t ms_crash_describe(struct ms_out *o, int sig, const siginfo_t *si, const void *uctx,
+                            bool *overflow);
 
 /* Does pick(v, arg) accept the value v of some general register of the context (values
  * below 4096 are not offered)?  Stops at the first it accepts. */

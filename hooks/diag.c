@@ -500,8 +500,11 @@ void ms_diag_crash(const struct ms_debug_config *cfg, int sig, const siginfo_t *
     struct ms_out o;
     struct ms_quarantine_rec r;
     begin(&o, cfg);
-    uintptr_t pc = ms_crash_describe(&o, sig, si, uctx);
-    bool freed = si->si_code > 0 && find_freed != NULL
+    bool overflow;
+    uintptr_t pc = ms_crash_describe(&o, sig, si, uctx, &overflow);
+    /* A stack overflow is its own explanation: a register that happens to point into a
+     * freed block (a Rust program's, recursing) is no use after free. */
+    bool freed = si->si_code > 0 && !overflow && find_freed != NULL
                  && registers_in_freed(&o, uctx, find_freed, &r);
     ms_out_char(&o, '\n');
     if (freed) {

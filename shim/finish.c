@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -167,34 +168,103 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
     die_of(sig, si);
 }
 
-/* The crash report of a stack overflow needs a stack to run on: the thread that sets
- * memshim up (the main thread, nearly always) gets an alternate one, unless it has one.
- * Its pages are touched only by a crash; a guard page under it stops a report that
- * overflows it too. */
-static void give_alternate_stack(void)
+/* The crash report of a stack overflow needs a stack to run on: every thread that
+ * allocates gets an alternate one, unless it has one (the thread that sets memshim up at
+ * once, the others at their first allocation through a debug stack).  Its pages are
+ * touched only by a crash; a guard page under it stops a report that overflows it too.
+ * A thread's goes back at its exit (kept for the next thread, up to SPARE_STACKS). */
+#define ALT_STACK_BYTES ((size_t)256 << 10)
+#define SPARE_STACKS 16
+
+_Thread_local bool ms_finish_thread_armed;
+
+static struct {
+    bool handler_installed;          /* a SIGSEGV report is possible at all */
+    pthread_once_t once;
+    pthread_key_t key;               /* its destructor takes a thread's stack back */
+    bool key_ok;
+    pthread_mutex_t lock;            /* spare */
+    void *spare[SPARE_STACKS];       /* mappings (guard page first) */
+    int nspare;
+} alt = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* A mapping with the guard page first, or NULL. */
+static void *map_alternate_stack(void)
 {
-    enum { SIZE = 256 << 10 };
+    pthread_mutex_lock(&alt.lock);
+    void *m = alt.nspare > 0 ? alt.spare[--alt.nspare] : NULL;
+    pthread_mutex_unlock(&alt.lock);
+    if (m != NULL)
+        return m;
+    size_t page = ms_os_page_size();
+    m = ms_os_map(ALT_STACK_BYTES + page);
+    if (m != NULL && mprotect(m, page, PROT_NONE) != 0) {
+        ms_os_unmap(m, ALT_STACK_BYTES + page);
+        m = NULL;
+    }
+    return m;
+}
+
+static void unmap_alternate_stack(void *m)
+{
+    pthread_mutex_lock(&alt.lock);
+    bool kept = alt.nspare < SPARE_STACKS;
+    if (kept)
+        alt.spare[alt.nspare++] = m;
+    pthread_mutex_unlock(&alt.lock);
+    if (!kept)
+        ms_os_unmap(m, ALT_STACK_BYTES + ms_os_page_size());
+}
+
+/* The mapping now this thread's alternate stack, or NULL (it has one already, or none
+ * could be had). */
+static void *give_alternate_stack(void)
+{
     stack_t cur;
     if (sigaltstack(NULL, &cur) != 0 || (cur.ss_flags & SS_DISABLE) == 0)
-        return;
-    size_t page = ms_os_page_size();
-    char *m = ms_os_map(SIZE + page);
-    if (m == NULL)
-        return;
+        return NULL;
     int saved_errno = errno;
-    if (mprotect(m, page, PROT_NONE) == 0) {
-        stack_t ss = {.ss_sp = m + page, .ss_size = SIZE, .ss_flags = 0};
-        if (sigaltstack(&ss, NULL) == 0) {
-            errno = saved_errno;
-            return;
+    char *m = map_alternate_stack();
+    if (m != NULL) {
+        stack_t ss = {.ss_sp = m + ms_os_page_size(), .ss_size = ALT_STACK_BYTES};
+        if (sigaltstack(&ss, NULL) != 0) {
+            unmap_alternate_stack(m);
+            m = NULL;
         }
     }
-    ms_os_unmap(m, SIZE + page);
     errno = saved_errno;
+    return m;
+}
+
+static void take_alternate_stack_back(void *m)
+{
+    stack_t ss = {.ss_flags = SS_DISABLE};
+    if (sigaltstack(&ss, NULL) == 0)
+        unmap_alternate_stack(m);
+}
+
+static void make_key(void)
+{
+    alt.key_ok = pthread_key_create(&alt.key, take_alternate_stack_back) == 0;
+}
+
+void ms_finish_arm_thread(void)
+{
+    ms_finish_thread_armed = true;
+    if (!__atomic_load_n(&alt.handler_installed, __ATOMIC_ACQUIRE))
+        return;
+    pthread_once(&alt.once, make_key);
+    if (!alt.key_ok)
+        return;
+    void *m = give_alternate_stack();
+    if (m != NULL && pthread_setspecific(alt.key, m) != 0)
+        take_alternate_stack_back(m);
 }
 
 void ms_finish_setup(void)
 {
+    /* The setting-up thread's stack stays for the process's life: no key needed. */
+    ms_finish_thread_armed = true;
     if (reports_crashes(SIGSEGV))
         give_alternate_stack();
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
@@ -209,7 +279,8 @@ void ms_finish_setup(void)
         sa.sa_sigaction = on_fatal_signal;
         sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
-        sigaction(sig, &sa, NULL);
+        if (sigaction(sig, &sa, NULL) == 0 && reports_crashes(sig))
+            __atomic_store_n(&alt.handler_installed, true, __ATOMIC_RELEASE);
     }
 }
 

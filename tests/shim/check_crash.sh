@@ -51,6 +51,7 @@ expect past_end 'Register [a-z0-9]* holds 0xfdfdfdfdfdfdfdfd: FORBIDDENBYTE (0xf
 expect null 'A read of address 0x8, where nothing is mapped (8 bytes from a null pointer)\.$'
 expect null "No register holds one of memshim's fill patterns (0xdd, 0xcd, 0xfd)\.\$"
 expect overflow 'The address is next to the stack pointer (0x[0-9a-f]*): most likely a stack overflow (too deep a recursion, or too big a local array)\.$'
+expect overflow_thread 'The address is next to the stack pointer (0x[0-9a-f]*): most likely a stack overflow (too deep a recursion, or too big a local array)\.$'
 
 # Inside the C library: its frame first, then the program's, symbolised as usual.
 expect in_libc 'A read of address 0x0, where nothing is mapped (a null pointer)\.$' 2

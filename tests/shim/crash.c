@@ -12,6 +12,7 @@
  *   in_libc_free - hands the C library's own free an address with nothing mapped in
  *               front of it: the crash is inside its allocator;
  *   overflow  - recurses until the stack is gone;
+ *   overflow_thread - the same in a thread the program made;
  *   bus       - reads a mapped file past its end (SIGBUS);
  *   crash_together - 8 threads follow the same freed pointer at once;
  *   hang      - crashes after making dladdr (which the report calls) wait for ever: the
@@ -196,6 +197,30 @@ static long start_overflow(void)
     return overflow(0);
 }
 
+/* The same in a thread of the program's: it gets its alternate stack at its first
+ * allocation. */
+static __attribute__((noinline)) long overflow_thread(long n)
+{
+    volatile char frame[512];
+    frame[0] = (char)n;
+    return overflow_thread(n + 1) + frame[0];
+}
+
+static void *overflow_thread_start(void *arg)
+{
+    free(malloc(16));
+    return (void *)(intptr_t)overflow_thread((long)(intptr_t)arg);
+}
+
+static long start_overflow_thread(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, overflow_thread_start, NULL) != 0)
+        return 2;
+    pthread_join(t, NULL);
+    return 2;
+}
+
 static long sent(void)
 {
     return raise(SIGSEGV);
@@ -216,6 +241,7 @@ static const struct {
     {"freed", freed},       {"freed_kept", freed_kept},     {"fresh", fresh},
     {"past_end", past_end}, {"null", null},                 {"in_libc", in_libc},
     {"in_libc_free", in_libc_free},                         {"overflow", start_overflow},
+    {"overflow_thread", start_overflow_thread},
     {"crash_together", together},                           {"hang", hang},
     {"bus", bus},           {"handled", handled},           {"sent", sent},
     {"wait", wait_for_signal},

@@ -183,7 +183,7 @@ static struct {
     pthread_once_t once;
     pthread_key_t key;               /* its destructor takes a thread's stack back */
     bool key_ok;
-    pthread_mutex_t lock;            /* spare */
+    pthread_mutex_t lock;            /* spare (only tried, never waited for) */
     void *spare[SPARE_STACKS];       /* mappings (guard page first) */
     int nspare;
 } alt = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -191,9 +191,13 @@ static struct {
 /* A mapping with the guard page first, or NULL. */
 static void *map_alternate_stack(void)
 {
-    pthread_mutex_lock(&alt.lock);
-    void *m = alt.nspare > 0 ? alt.spare[--alt.nspare] : NULL;
-    pthread_mutex_unlock(&alt.lock);
+    /* Only ever tried: a fork child whose parent had another thread in here finds the lock
+     * held for good, and then maps and unmaps without the spares. */
+    void *m = NULL;
+    if (pthread_mutex_trylock(&alt.lock) == 0) {
+        m = alt.nspare > 0 ? alt.spare[--alt.nspare] : NULL;
+        pthread_mutex_unlock(&alt.lock);
+    }
     if (m != NULL)
         return m;
     size_t page = ms_os_page_size();
@@ -207,11 +211,13 @@ static void *map_alternate_stack(void)
 
 static void unmap_alternate_stack(void *m)
 {
-    pthread_mutex_lock(&alt.lock);
-    bool kept = alt.nspare < SPARE_STACKS;
-    if (kept)
-        alt.spare[alt.nspare++] = m;
-    pthread_mutex_unlock(&alt.lock);
+    bool kept = false;
+    if (pthread_mutex_trylock(&alt.lock) == 0) {
+        kept = alt.nspare < SPARE_STACKS;
+        if (kept)
+            alt.spare[alt.nspare++] = m;
+        pthread_mutex_unlock(&alt.lock);
+    }
     if (!kept)
         ms_os_unmap(m, ALT_STACK_BYTES + ms_os_page_size());
 }

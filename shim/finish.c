@@ -242,11 +242,17 @@ static void *give_alternate_stack(void)
     return m;
 }
 
+/* Thread exit.  A program that set a stack of its own since keeps it. */
 static void take_alternate_stack_back(void *m)
 {
-    stack_t ss = {.ss_flags = SS_DISABLE};
-    if (sigaltstack(&ss, NULL) == 0)
-        unmap_alternate_stack(m);
+    stack_t cur, off = {.ss_flags = SS_DISABLE};
+    if (sigaltstack(NULL, &cur) != 0 || (cur.ss_flags & SS_ONSTACK) != 0)
+        return;
+    bool ours = (cur.ss_flags & SS_DISABLE) == 0
+                && cur.ss_sp == (char *)m + ms_os_page_size();
+    if (ours && sigaltstack(&off, NULL) != 0)
+        return;
+    unmap_alternate_stack(m);
 }
 
 static void make_key(void)

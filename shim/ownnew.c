@@ -34,9 +34,9 @@
 #define REL_SYM(info) ELF32_R_SYM(info)
 #endif
 
-/* The plain operators, which every C++ runtime defines and whose callers are its own
- * sized and aligned forms.  Those other forms say nothing: libstdc++ defines _ZdaPvm
- * without calling it itself, and it is no less memshim's for that. */
+/* The plain operators: a C++ runtime that leaves them to the lookup reaches them through
+ * its PLT (its sized and aligned forms call them).  Those other forms say nothing:
+ * libstdc++ defines _ZdaPvm without ever calling it, and is memshim's all the same. */
 static const char *const operator_names[] = { "_Znwm", "_Znam", "_ZdlPv", "_ZdaPv" };
 
 /* One object's tables, from its dynamic section. */
@@ -244,7 +244,7 @@ static int visit(struct dl_phdr_info *info, size_t size, void *arg)
             return 1;
         }
     }
-    /* memshim's own operators are the ones the lookup finds. */
+    /* memshim itself: its operators are the ones the lookup finds. */
     if (contains_address(info, (uintptr_t)&ms_ownnew_loaded))
         return 0;
     w->found = object_keeps_operators(info);

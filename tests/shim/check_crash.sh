@@ -52,6 +52,11 @@ expect null 'A read of address 0x8, where nothing is mapped (8 bytes from a null
 expect null "No register holds one of memshim's fill patterns (0xdd, 0xcd, 0xfd)\.\$"
 expect overflow 'The address is next to the stack pointer (0x[0-9a-f]*): most likely a stack overflow (too deep a recursion, or too big a local array)\.$'
 expect overflow_thread 'The address is next to the stack pointer (0x[0-9a-f]*): most likely a stack overflow (too deep a recursion, or too big a local array)\.$'
+if [ "$(uname -m)" = x86_64 ]; then
+    expect overflow_kept 'The address is next to the stack pointer (0x[0-9a-f]*): most likely a stack overflow'
+    ! grep -q 'into the freed block below' "$tmp/err" ||
+        bad "overflow_kept: a freed block named for a stack overflow: $(head -5 "$tmp/err")"
+fi
 
 # Inside the C library: its frame first, then the program's, symbolised as usual.
 expect in_libc 'A read of address 0x0, where nothing is mapped (a null pointer)\.$' 2

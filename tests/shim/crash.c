@@ -13,6 +13,7 @@
  *               front of it: the crash is inside its allocator;
  *   overflow  - recurses until the stack is gone;
  *   overflow_thread - the same in a thread the program made;
+ *   overflow_kept - the same with a freed block's address in rbx (x86-64): no block named;
  *   bus       - reads a mapped file past its end (SIGBUS);
  *   crash_together - 8 threads follow the same freed pointer at once;
  *   hang      - crashes after making dladdr (which the report calls) wait for ever: the
@@ -197,6 +198,28 @@ static long start_overflow(void)
     return overflow(0);
 }
 
+/* The same with a freed block's address in rbx all the way down (x86-64): a stack
+ * overflow is no use after free, whatever a register holds. */
+static void *kept_freed;
+
+static __attribute__((noinline)) long overflow_kept(long n)
+{
+    volatile char frame[512];
+    frame[0] = (char)n;
+#if defined(__x86_64__)
+    __asm__ volatile("" : : "b"(kept_freed));
+#endif
+    return overflow_kept(n + 1) + frame[0];
+}
+
+static long start_overflow_kept(void)
+{
+    struct node *a = make_node();
+    drop_node(a);
+    kept_freed = a;
+    return overflow_kept(0);
+}
+
 /* The same in a thread of the program's: it gets its alternate stack at its first
  * allocation. */
 static __attribute__((noinline)) long overflow_thread(long n)
@@ -241,7 +264,7 @@ static const struct {
     {"freed", freed},       {"freed_kept", freed_kept},     {"fresh", fresh},
     {"past_end", past_end}, {"null", null},                 {"in_libc", in_libc},
     {"in_libc_free", in_libc_free},                         {"overflow", start_overflow},
-    {"overflow_thread", start_overflow_thread},
+    {"overflow_thread", start_overflow_thread},             {"overflow_kept", start_overflow_kept},
     {"crash_together", together},                           {"hang", hang},
     {"bus", bus},           {"handled", handled},           {"sent", sent},
     {"wait", wait_for_signal},

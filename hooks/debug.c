@@ -96,8 +96,11 @@ static inline uint64_t bump_serial(void)
     }
     struct serial_batch *b = &serial_batch;
     if (MS_UNLIKELY(b->next == b->end)) {
+        bool first = b->end == 0;
         b->next = atomic_fetch_add_explicit(&S.serial, SERIAL_BATCH, memory_order_relaxed) + 1;
         b->end = b->next + SERIAL_BATCH;
+        if (first && S.cfg.on_new_thread != NULL)
+            S.cfg.on_new_thread();    /* may allocate: the batch is set already */
     }
     return b->next++;
 }

@@ -55,6 +55,10 @@ struct ms_debug_config {
      * by a malloc-like or realloc-like call.  The shim passes an exported, non-inlined
      * function that prints the address and backtrace and raises SIGTRAP. */
     void (*on_break)(void *p, uint64_t serial);
+    /* Called at the first malloc-like or realloc-like call of each thread but the one that
+     * had the process to itself (outside every lock of the layer; it may allocate).  The
+     * shim gives the thread what a crash report needs.  NULL: nothing. */
+    void (*on_new_thread)(void);
     /* The allocation-traceback part of a diagnostic.  Return false when tracing is off:
      * the layer then prints "Enable MEMSHIM_TRACEMALLOC to get the memory block
      * allocation traceback" and an empty line.  When tracing is on, print

@@ -170,13 +170,11 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
 
 /* The crash report of a stack overflow needs a stack to run on: every thread that
  * allocates gets an alternate one, unless it has one (the thread that sets memshim up at
- * once, the others at their first allocation through a debug stack).  Its pages are
+ * once, the others at their first allocation through a debug layer).  Its pages are
  * touched only by a crash; a guard page under it stops a report that overflows it too.
  * A thread's goes back at its exit (kept for the next thread, up to SPARE_STACKS). */
 #define ALT_STACK_BYTES ((size_t)256 << 10)
 #define SPARE_STACKS 16
-
-_Thread_local bool ms_finish_thread_armed;
 
 static struct {
     bool handler_installed;          /* a SIGSEGV report is possible at all */
@@ -262,7 +260,6 @@ static void make_key(void)
 
 void ms_finish_arm_thread(void)
 {
-    ms_finish_thread_armed = true;
     if (!__atomic_load_n(&alt.handler_installed, __ATOMIC_ACQUIRE))
         return;
     pthread_once(&alt.once, make_key);
@@ -276,7 +273,6 @@ void ms_finish_arm_thread(void)
 void ms_finish_setup(void)
 {
     /* The setting-up thread's stack stays for the process's life: no key needed. */
-    ms_finish_thread_armed = true;
     if (reports_crashes(SIGSEGV))
         give_alternate_stack();
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {

@@ -7,7 +7,6 @@
  * Hot path for the non-default routes; the default route's malloc/free are inlined in
  * interpose.c and never come here.  Never: prints or takes a lock.
  */
-#include "finish.h"
 #include "guard.h"
 #include "libc.h"
 #include "pymalloc.h"
@@ -57,23 +56,13 @@ static inline bool own_call(void)
     return ms_guard_active();
 }
 
-/* The same for an allocation, which also arms a thread's first one for crash reports
- * (its alternate signal stack, finish.h): a thread that allocates nothing needs none. */
-static inline bool own_allocation(void)
-{
-    if (ms_guard_active())
-        return true;
-    ms_finish_arm();
-    return false;
-}
-
 void *ms_route_malloc(enum ms_api api, size_t size)
 {
     switch (ms_shim_route()) {
     case MS_ROUTE_PYMALLOC:
         return ms_pymalloc_malloc(NULL, size);
     case MS_ROUTE_STACK:
-        if (!own_allocation())
+        if (!own_call())
             return top_malloc(api, size);
         return __libc_malloc(size);
     case MS_ROUTE_BOOTSTRAP: {
@@ -92,7 +81,7 @@ void *ms_route_calloc(enum ms_api api, size_t nelem, size_t elsize)
     case MS_ROUTE_PYMALLOC:
         return ms_pymalloc_calloc(NULL, nelem, elsize);
     case MS_ROUTE_STACK:
-        if (!own_allocation())
+        if (!own_call())
             return top_calloc(api, nelem, elsize);
         return __libc_calloc(nelem, elsize);
     case MS_ROUTE_BOOTSTRAP: {
@@ -136,7 +125,7 @@ void *ms_route_realloc(enum ms_api api, void *ptr, size_t size)
     case MS_ROUTE_PYMALLOC:
         return ms_pymalloc_realloc(NULL, ptr, size);
     case MS_ROUTE_STACK:
-        if (!own_allocation() && !(ptr != NULL && ms_shim_bootstrap_forget(ptr)))
+        if (!own_call() && !(ptr != NULL && ms_shim_bootstrap_forget(ptr)))
             return top_realloc(api, ptr, size);
         return __libc_realloc(ptr, size ? size : 1);
     case MS_ROUTE_BOOTSTRAP: {
@@ -156,7 +145,7 @@ void *ms_route_memalign(enum ms_api api, size_t alignment, size_t size)
     case MS_ROUTE_PYMALLOC:
         return ms_pymalloc_memalign(NULL, alignment, size);
     case MS_ROUTE_STACK:
-        if (!own_allocation())
+        if (!own_call())
             return top_memalign(api, alignment, size);
         return __libc_memalign(alignment, size);
     case MS_ROUTE_BOOTSTRAP: {

@@ -74,6 +74,7 @@ void ms_shim_debug_config(struct ms_debug_config *cfg, struct ms_allocator lower
         .quarantine_bytes = opt->quarantine,
         .break_serialno = opt->break_serialno,
         .on_break = memshim_break_serialno,
+        .on_new_thread = ms_finish_arm_thread,
         .print_alloc_traceback = print_alloc_traceback,
         .print_freed_tracebacks = print_freed_tracebacks,
         .print_current_backtrace = ms_unwind_print_current,

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "addrkind.h"
+#include "elfdyn.h"
 #include "unwind_lib.h"
 
 struct ms_unwind_mask_state {
@@ -88,62 +89,35 @@ struct plt_search {
     uintptr_t relro_lo, relro_hi;
 };
 
-/* Dynamic-section pointers: ld.so relocates them in place on most targets, not on all. */
-static uintptr_t dyn_ptr(uintptr_t base, uintptr_t v)
+static bool is_sigprocmask_slot(const struct ms_elfdyn *t, uint32_t sym, uintptr_t offset,
+                                void *arg)
 {
-    return v < base ? base + v : v;
-}
-
-static void find_in_dynamic(struct plt_search *s, uintptr_t base, const ElfW(Dyn) *d)
-{
-    uintptr_t jmprel = 0, symtab = 0, strtab = 0;
-    size_t relsz = 0;
-    long reltype = 0;
-    for (; d->d_tag != DT_NULL; d++) {
-        switch (d->d_tag) {
-        case DT_JMPREL: jmprel = dyn_ptr(base, d->d_un.d_ptr); break;
-        case DT_PLTRELSZ: relsz = d->d_un.d_val; break;
-        case DT_PLTREL: reltype = (long)d->d_un.d_val; break;
-        case DT_SYMTAB: symtab = dyn_ptr(base, d->d_un.d_ptr); break;
-        case DT_STRTAB: strtab = dyn_ptr(base, d->d_un.d_ptr); break;
-        default: break;
-        }
-    }
-    if (jmprel == 0 || symtab == 0 || strtab == 0 || reltype != DT_RELA)
-        return;
-    const ElfW(Rela) *rel = (const ElfW(Rela) *)jmprel;
-    const ElfW(Sym) *sym = (const ElfW(Sym) *)symtab;
-    for (size_t i = 0; i < relsz / sizeof *rel; i++) {
-        const char *name = (const char *)strtab + sym[ELF64_R_SYM(rel[i].r_info)].st_name;
-        if (strcmp(name, "sigprocmask") == 0) {
-            s->slot = base + rel[i].r_offset;
-            return;
-        }
-    }
+    struct plt_search *s = arg;
+    if (strcmp(ms_elfdyn_name(t, sym), "sigprocmask") != 0)
+        return false;
+    s->slot = t->base + offset;
+    return true;
 }
 
 static int find_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     struct plt_search *s = arg;
-    const ElfW(Phdr) *dynamic = NULL;
     if (!ms_addrkind_module_holds(info, s->inside))
         return 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_DYNAMIC)
-            dynamic = ph;
-        else if (ph->p_type == PT_GNU_RELRO) {
-            s->relro_lo = lo;
-            s->relro_hi = lo + ph->p_memsz;
+        if (ph->p_type == PT_GNU_RELRO) {
+            s->relro_lo = info->dlpi_addr + ph->p_vaddr;
+            s->relro_hi = s->relro_lo + ph->p_memsz;
         }
     }
     /* A non-PIE program's call of unw_step may have made its own PLT entry the function's
      * address: only libunwind's slot is ever written. */
-    if (dynamic != NULL && info->dlpi_name != NULL && strstr(info->dlpi_name, "libunwind"))
-        find_in_dynamic(s, info->dlpi_addr,
-                        (const ElfW(Dyn) *)(info->dlpi_addr + dynamic->p_vaddr));
+    struct ms_elfdyn t;
+    if (info->dlpi_name != NULL && strstr(info->dlpi_name, "libunwind")
+        && ms_elfdyn_read(info, &t))
+        ms_elfdyn_each_reloc(&t, true, is_sigprocmask_slot, s);
     return 1;
 }
 

@@ -303,6 +303,8 @@ static bool families_may_mix(char call_api, char block_api)
 static void check_or_die(enum ms_diag_op op, char api, const struct ms_livetab_entry *e)
 {
     enum ms_diag_bad bad = check_block(e, api);
+    if (bad == MS_DIAG_BAD_ID && op == MS_DIAG_FREE && families_may_mix(api, ms_livetab_api(e)))
+        bad = check_block(e, ms_livetab_api(e));
     if (bad != MS_DIAG_OK)
         bad_block(op, bad, api, e);
 }
@@ -588,11 +590,7 @@ static void debug_free(void *ctx, void *ptr)
         }
         bad_pointer(MS_DIAG_FREE, ptr);
     }
-    enum ms_diag_bad bad = check_block(&e, api);
-    if (bad == MS_DIAG_BAD_ID && families_may_mix(api, ms_livetab_api(&e)))
-        bad = check_block(&e, ms_livetab_api(&e));
-    if (bad != MS_DIAG_OK)
-        bad_block(MS_DIAG_FREE, bad, api, &e);
+    check_or_die(MS_DIAG_FREE, api, &e);
     retire(&e);
 }
 

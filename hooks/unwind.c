@@ -47,7 +47,9 @@ struct ms_unwind_range {
 struct ms_unwind_state {
     pthread_once_t once;      /* finding memshim's own ranges */
     pthread_once_t lib_once;  /* setting libunwind up, once it is loaded */
+    pthread_once_t start_once; /* libunwind's own start, at the first walk */
     int ready; /* set (release) when ranges are filled in and libunwind is set up */
+    int started; /* set (release) when libunwind has initialised itself */
     int found;
     int nranges;
     struct ms_unwind_range ranges[MS_UNWIND_MAX_RANGES];
@@ -64,6 +66,7 @@ struct ms_unwind_state {
 static struct ms_unwind_state unwind_state = {
     .once = PTHREAD_ONCE_INIT,
     .lib_once = PTHREAD_ONCE_INIT,
+    .start_once = PTHREAD_ONCE_INIT,
 };
 
 static int find_own_module(struct dl_phdr_info *info, size_t size, void *arg)
@@ -92,10 +95,25 @@ static void find_own_once(void)
 
 static void lib_init_once(void)
 {
-    /* Per-thread caches: no lock shared by all allocating threads inside libunwind. */
-    ms_unw.set_caching_policy(*ms_unw.local_addr_space, UNW_CACHE_PER_THREAD);
     ms_unwind_mask_init();
     __atomic_store_n(&unwind_state.ready, 1, __ATOMIC_RELEASE);
+}
+
+/* libunwind initialises itself at its first use, and opens a pipe then (unwind_lib.c):
+ * deferred to the first walk, so that a mode that walks stacks only to report an error
+ * holds no descriptor of the program's until it does. */
+static void start_once(void)
+{
+    ms_unwind_lib_start();
+    /* Per-thread caches: no lock shared by all allocating threads inside libunwind. */
+    ms_unw.set_caching_policy(*ms_unw.local_addr_space, UNW_CACHE_PER_THREAD);
+    __atomic_store_n(&unwind_state.started, 1, __ATOMIC_RELEASE);
+}
+
+static inline void start(void)
+{
+    if (__builtin_expect(!__atomic_load_n(&unwind_state.started, __ATOMIC_ACQUIRE), 0))
+        pthread_once(&unwind_state.start_once, start_once);
 }
 
 int ms_unwind_init(void)
@@ -145,6 +163,7 @@ static uint32_t count_own_excluded(void *const *buf, int n)
 static __attribute__((noinline)) uint32_t count_all(void)
 {
     void *buf[MS_UNWIND_BUF];
+    start();
     int n = ms_unw.backtrace(buf, MS_UNWIND_BUF);
     if (n < MS_UNWIND_BUF)
         return count_own_excluded(buf, n);
@@ -185,6 +204,7 @@ static inline __attribute__((always_inline)) int walk(void **buf, int cap, uintp
     int n = 0;
     if (__atomic_load_n(&unwind_state.ready, __ATOMIC_ACQUIRE)) {
         ms_guard_enter();
+        start();
         n = ms_unw.backtrace(buf, cap);
         ms_guard_leave();
     }
@@ -213,6 +233,7 @@ static __attribute__((noinline)) int find_slots(uintptr_t cfa, void *const *buf,
     unw_cursor_t c;
     int k = 0, r = -1;
     ms_guard_enter();
+    start();
     ms_unwind_mask_begin();
     if (ms_unw.getcontext(&uc) != 0 || ms_unw.init_local(&c, &uc) != 0)
         goto out;

@@ -8,8 +8,11 @@
 #include "unwind_lib.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 struct ms_unwind_lib ms_unw;
 
@@ -41,6 +44,43 @@ static int resolve(void *lib, void *slot, const char *name)
 static int loader_consistent(void)
 {
     return __atomic_load_n(&_r_debug.r_state, __ATOMIC_ACQUIRE) == RT_CONSISTENT;
+}
+
+/* Descriptors libunwind's pipe must stay clear of: a program's own fixed numbers and the
+ * lowest ones its open() returns. */
+#define FD_MARK 960
+
+/* libunwind opens a pipe when it first initialises (x86-64's memory validation; it stays
+ * open for the process's life) and gets the lowest free descriptors: 3 and 4 in a fresh
+ * process.  The program then finds them taken: its first open() no longer returns 3, a
+ * listing of its descriptors shows two more (CPython's test_subprocess and test_posix
+ * failed on that), and a script's `exec 3<file` puts the user's file where libunwind keeps
+ * its pipe, which it would then read a byte from, write to and close when it validates an
+ * address.  So it initialises while every free descriptor below FD_MARK (half the limit
+ * when that is low) holds a placeholder, and its pipe lands above them: about 2,000 system
+ * calls, once.  And only when the first stack is walked: a debug-mode run that never
+ * reports anything never has the pipe. */
+void ms_unwind_lib_start(void)
+{
+    const struct ms_unwind_lib *u = &ms_unw;
+    int held[FD_MARK];
+    int n = 0, mark = FD_MARK;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < FD_MARK + 64)
+        mark = (int)(rl.rlim_cur / 2);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    while (fd >= 0 && fd < mark && n < FD_MARK) {
+        held[n++] = fd;
+        fd = fcntl(held[0], F_DUPFD_CLOEXEC, 0);
+    }
+    if (fd >= 0)                       /* the first at or above the mark */
+        close(fd);
+    unw_context_t uc;
+    unw_cursor_t c;
+    u->getcontext(&uc);
+    u->init_local(&c, &uc);
+    while (n > 0)
+        close(held[--n]);
 }
 
 static enum ms_unwind_lib_status load_locked(void)

@@ -28,6 +28,10 @@ struct ms_unwind_lib {
     unw_addr_space_t *local_addr_space;
 };
 
+/* libunwind's own initialisation (its memory-validation pipe, kept at descriptor 960 or
+ * above, out of the program's way), before the first walk; once, after a successful load. */
+void ms_unwind_lib_start(void);
+
 /* Filled in by a successful ms_unwind_lib_load; all NULL before. */
 extern struct ms_unwind_lib ms_unw __attribute__((visibility("hidden")));
 

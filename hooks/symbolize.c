@@ -31,6 +31,7 @@
 
 #include "guard.h"
 #include "os.h"
+#include "rustdemangle.h"
 
 #define MS_SYMBOL_CHUNK (64 * 1024)
 #define MS_SYMBOL_MIN_SLOTS 1024
@@ -241,7 +242,8 @@ static void report_modules(void)
 }
 
 /* A function name for people: symbol versions ("__libc_start_main@@GLIBC_2.34") cut off,
- * C++ names demangled. */
+ * Rust and C++ names demangled.  Rust's first: its legacy names are valid C++ names, which
+ * the C++ runtime would leave with their hash and "$LT$" escapes. */
 static const char *demangled(const char *name)
 {
     if (name == NULL)
@@ -249,6 +251,9 @@ static const char *demangled(const char *name)
     const char *at = strchr(name, '@');
     if (at && at != name)
         return intern_n(name, (size_t)(at - name)); /* versioned names are C names */
+    char rust[2048];
+    if (ms_rust_demangle(name, rust, sizeof rust))
+        return intern(rust);
     if (name[0] != '_' || name[1] != 'Z')
         return intern(name);
     if (!sym_state.demangler_looked_up) {

@@ -2,7 +2,8 @@
 /*
  * Report-time symbolisation: a function of this test binary to its file, line and name; a
  * frame in a library without debug information to module path and offset; C++ names
- * demangled when the program has the C++ runtime; an address outside every module.
+ * demangled when the program has the C++ runtime, Rust names always; an address outside
+ * every module.
  */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
@@ -106,6 +107,34 @@ Test(symbol, cxx_names_demangled)
     struct ms_symbol s;
     cr_assert_eq(ms_symbol_lookup((uintptr_t)dtor + 2, &s, MS_SYMBOL_NORMAL), 0);
     cr_assert_str_eq(s.function, "std::bad_alloc::~bad_alloc()");
+}
+
+/* Functions of this binary under the names rustc gives (v0 and legacy). */
+__attribute__((noinline)) void rust_v0_fn(void) __asm__("_RNvNtCs1234_5crate6module4func");
+__attribute__((noinline)) void rust_v0_fn(void)
+{
+    uint32_t total;
+    n_pcs = ms_unwind_capture(pcs, 8, &total, NULL);
+}
+__attribute__((noinline)) void rust_legacy_fn(void)
+    __asm__("_ZN5crate6module20Thing$LT$T$GT$$u20$x17h0123456789abcdefE");
+__attribute__((noinline)) void rust_legacy_fn(void)
+{
+    uint32_t total;
+    n_pcs = ms_unwind_capture(pcs, 8, &total, NULL);
+}
+
+Test(symbol, rust_names_demangled)
+{
+    struct ms_symbol s;
+    rust_v0_fn();
+    cr_assert_gt(n_pcs, 0);
+    cr_assert_eq(ms_symbol_lookup(pcs[0], &s, MS_SYMBOL_NORMAL), 0);
+    cr_assert_str_eq(s.function, "crate::module::func");
+    rust_legacy_fn();
+    cr_assert_gt(n_pcs, 0);
+    cr_assert_eq(ms_symbol_lookup(pcs[0], &s, MS_SYMBOL_NORMAL), 0);
+    cr_assert_str_eq(s.function, "crate::module::Thing<T> x");
 }
 
 Test(symbol, startup_frames_recognised)

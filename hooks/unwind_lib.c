@@ -12,6 +12,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct ms_unwind_lib ms_unw;
@@ -68,7 +69,12 @@ void ms_unwind_lib_start(void)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < FD_MARK + 64)
         mark = (int)(rl.rlim_cur / 2);
-    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int fd = open("/dev/null", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat null;
+    if (fd >= 0 && fstat(fd, &null) != 0) {
+        close(fd);
+        fd = -1;
+    }
     while (fd >= 0 && fd < mark && n < FD_MARK) {
         held[n++] = fd;
         fd = fcntl(held[0], F_DUPFD_CLOEXEC, 0);
@@ -79,8 +85,15 @@ void ms_unwind_lib_start(void)
     unw_cursor_t c;
     u->getcontext(&uc);
     u->init_local(&c, &uc);
-    while (n > 0)
-        close(held[--n]);
+    /* Another thread may have put a descriptor of its own on one of these numbers
+     * meanwhile (dup2): only what is still the placeholder is closed. */
+    while (n > 0) {
+        struct stat st;
+        fd = held[--n];
+        if (fstat(fd, &st) == 0 && st.st_dev == null.st_dev && st.st_ino == null.st_ino
+            && (fcntl(fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK)) == (O_RDONLY | O_NONBLOCK))
+            close(fd);
+    }
 }
 
 static enum ms_unwind_lib_status load_locked(void)
